@@ -1,0 +1,1 @@
+"""classicfer.cnn_head"""

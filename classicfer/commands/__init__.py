@@ -1,0 +1,1 @@
+"""One module per CLI command. Import heavy libraries inside the command body."""

@@ -1,0 +1,1 @@
+"""classicfer.serve"""
