@@ -14,8 +14,11 @@ input : {"size": [H, W], "color": "gray"|"rgb", "crop": "whole"|"aligned",
          "scale": float, "mean": float, "std": float}
          (CNN input = (pixels * scale - mean) / std, NCHW float32)
 features : {"spec": "hog+lbp", "params": {...}}   (classical only)
-onnx : {"file": "model.onnx", "sha256": str, "input": str, "output": str}
-temperature : float                  (divides logits / log-probabilities; 1.0 = none)
+onnx : {"file": "model.onnx", "sha256": str, "input": str, "output": str,
+        "output_kind": "logits"|"probabilities"}
+         (CNN graphs output logits; classical graphs output probabilities)
+temperature : float                  (probabilities = softmax(logits / T), or for a
+                                      probabilities output softmax(log(p) / T); 1.0 = none)
 training : dict                      metrics : dict
 """
 
