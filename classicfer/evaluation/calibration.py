@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import ConfigError, DataError, ModelError
+from ..exceptions import ConfigError, DataError
 
 #: Probabilities are clipped to this before a log, so log(0) never appears.
 EPS = 1e-12
@@ -144,7 +144,7 @@ def calibration_summary(y_true_idx, proba, n_bins=15) -> dict:
     """Everything ``calibration.json`` holds: ECE, MCE, NLL, Brier, accuracy, bins."""
     y, p = _check_inputs(y_true_idx, proba)
     return {
-        "n_samples": int(len(y)),
+        "n_samples": len(y),
         "n_bins": int(n_bins),
         "ece": expected_calibration_error(y, p, n_bins),
         "mce": maximum_calibration_error(y, p, n_bins),
@@ -311,48 +311,27 @@ def fit_temperature(logits_or_logproba, y_true_idx, *, bounds=(0.05, 20.0)) -> f
 # --------------------------------------------------------------------------- model folders
 
 
-def _model_scores(meta, onnx_path, images):
-    """Raw (T = 1) scores of a deployed model on (N, H, W) uint8 gray crops."""
-    kind = meta.get("kind")
-    out_kind = (meta.get("onnx") or {}).get("output_kind",
-                                             "logits" if kind == "cnn" else "probabilities")
-    if kind == "cnn":
-        import cv2
-        import onnxruntime as ort
+def _model_scores(model_dir, images):
+    """Raw (T = 1) scores of a deployed model on face crops: logits for a CNN,
+    ``log(p)`` for a classifier that outputs probabilities."""
+    from ..runtime._model import load_model
 
-        inp = meta["input"]
-        h, w = (int(v) for v in inp.get("size", (48, 48)))
-        scale = float(inp.get("scale", 1 / 255))
-        mean = float(inp.get("mean", 0.0))
-        std = float(inp.get("std", 1.0))
-        sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-        in_name = meta["onnx"].get("input") or sess.get_inputs()[0].name
+    model = load_model(model_dir, cache=False)
+    model.temperature = 1.0
+    if model.kind == "cnn" and model.output_kind == "logits":
         outs = []
         for start in range(0, len(images), 256):
-            batch = []
-            for img in images[start:start + 256]:
-                img = np.asarray(img)
-                if img.shape[:2] != (h, w):
-                    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-                x = (img.astype(np.float32) * scale - mean) / std
-                if inp.get("color", "gray") == "rgb":
-                    x = np.repeat(x[None], 3, axis=0) if x.ndim == 2 else x.transpose(2, 0, 1)
-                else:
-                    x = x[None]
-                batch.append(x)
-            outs.append(sess.run(None, {in_name: np.stack(batch).astype(np.float32)})[0])
-        return to_scores(np.concatenate(outs), out_kind)
-    # Classical: features in Python, classifier in ONNX -> use the runtime with T = 1.
-    try:
-        from ..runtime import load_model  # written by the runtime stage
-    except ImportError as e:  # pragma: no cover - depends on the runtime being present
-        raise ModelError(f"cannot run a {kind!r} model without classicfer.runtime.load_model "
-                         f"({e})") from None
-    model = load_model(onnx_path.parent)
-    if hasattr(model, "temperature"):
-        model.temperature = 1.0
-    proba = model.predict_proba(np.asarray(images))
-    return to_scores(proba, "probabilities")
+            crops = model.prepare(images[start:start + 256])
+            x = crops.astype(np.float32) * np.float32(model.scale)
+            x = (x - model.mean) / model.std
+            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+            out = model.session.run([model.output_name],
+                                    {model.input_name: np.ascontiguousarray(x, np.float32)})[0]
+            outs.append(np.asarray(out, dtype=np.float64).reshape(len(x), -1))
+        return np.concatenate(outs)
+    proba = np.concatenate([model.predict_proba(images[s:s + 256])
+                            for s in range(0, len(images), 256)])
+    return to_scores(proba.astype(np.float64), "probabilities")
 
 
 def calibrate_model_dir(model_dir, dataset, *, split="val", n_bins=15) -> dict:
@@ -394,14 +373,14 @@ def calibrate_model_dir(model_dir, dataset, *, split="val", n_bins=15) -> dict:
     if not known.all():
         part = part.subset(known)
     y = np.array([labels.index(lab) for lab in part.labels])
-    scores = _model_scores(meta, onnx_path, part.images)
+    scores = _model_scores(Path(onnx_path).parent, part.images)
     t = fit_temperature(scores, y)
     before = apply_temperature(scores, 1.0)
     after = apply_temperature(scores, t)
     record = {
         "temperature": t,
         "fitted_on": f"{dataset.name}:{split}",
-        "n_samples": int(len(y)),
+        "n_samples": len(y),
         "nll_before": negative_log_likelihood(y, before),
         "nll_after": negative_log_likelihood(y, after),
         "ece_before": expected_calibration_error(y, before, n_bins),
