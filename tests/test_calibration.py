@@ -5,11 +5,18 @@ import json
 import numpy as np
 import pytest
 
-from classicfer.evaluation.calibration import (apply_temperature, brier_score, calibrate_model_dir,
-                                               calibration_bins, calibration_summary,
-                                               expected_calibration_error, fit_temperature,
-                                               negative_log_likelihood, reliability_diagram,
-                                               to_scores)
+from classicfer.evaluation.calibration import (
+    apply_temperature,
+    brier_score,
+    calibrate_model_dir,
+    calibration_bins,
+    calibration_summary,
+    expected_calibration_error,
+    fit_temperature,
+    negative_log_likelihood,
+    reliability_diagram,
+    to_scores,
+)
 from classicfer.exceptions import ClassicferError, ConfigError, DataError
 
 

@@ -5,8 +5,12 @@ import pytest
 from sklearn.metrics import f1_score
 
 from classicfer.datasets._base import Dataset
-from classicfer.evaluation.fairness import (group_metrics, group_metrics_markdown,
-                                            load_groups_csv, plot_group_metrics)
+from classicfer.evaluation.fairness import (
+    group_metrics,
+    group_metrics_markdown,
+    load_groups_csv,
+    plot_group_metrics,
+)
 from classicfer.exceptions import DataError
 
 LABELS = ["angry", "happy", "sad"]
