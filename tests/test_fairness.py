@@ -182,3 +182,16 @@ def test_load_groups_csv_ambiguous_basename(tmp_path):
     csv.write_text("path,gender\nTraining_1.jpg,f\n")
     with pytest.raises(DataError, match="matches 2 dataset images"):
         load_groups_csv(csv, ds, allow_missing=True)
+
+
+def test_predictions_outside_labels_count_as_errors():
+    y_true = np.array(["angry", "happy", "sad", "sad"] * 10)
+    y_pred = np.array(["angry", "neutral", "sad", "happy"] * 10)  # neutral is not a label
+    g = np.array(["a"] * 20 + ["b"] * 20)
+    r = group_metrics(y_true, y_pred, {"g": g}, LABELS, min_size=5, n_boot=50)
+    assert r["overall"]["accuracy"] == pytest.approx(0.5)
+    assert r["overall"]["tpr"]["happy"] == 0.0
+    assert r["overall"]["macro_f1"] == pytest.approx(
+        f1_score(y_true, y_pred, labels=LABELS, average="macro", zero_division=0))
+    with pytest.raises(DataError, match="not in"):
+        group_metrics(y_pred, y_true, g, LABELS)  # unknown *true* labels are an error

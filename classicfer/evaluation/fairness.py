@@ -164,17 +164,21 @@ def load_groups_csv(path, dataset, *, allow_missing=False) -> dict:
 # --------------------------------------------------------------------------- metrics
 
 
-def _to_index(y, labels):
+def _to_index(y, labels, *, outside_ok=False):
+    """Names or indices -> indices. With ``outside_ok`` (predictions), names not in
+    ``labels`` map to ``len(labels)``: an extra column that only ever counts as an error."""
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.integer):
         if len(y) and (y.min() < 0 or y.max() >= len(labels)):
             raise DataError(f"class indices must lie in [0, {len(labels) - 1}]")
         return y.astype(int)
     lut = {lab: i for i, lab in enumerate(labels)}
-    bad = sorted({str(v) for v in y if v not in lut})
+    if outside_ok:
+        return np.array([lut.get(str(v), len(labels)) for v in y], dtype=int)
+    bad = sorted({str(v) for v in y if str(v) not in lut})
     if bad:
         raise DataError(f"labels {', '.join(bad[:5])} are not in {', '.join(labels)}")
-    return np.array([lut[v] for v in y], dtype=int)
+    return np.array([lut[str(v)] for v in y], dtype=int)
 
 
 def _confusions(t, p, k, boot_idx=None):
@@ -186,12 +190,15 @@ def _confusions(t, p, k, boot_idx=None):
     return np.bincount(codes, minlength=b * k * k).reshape(b, k, k)
 
 
-def _macro_f1(cm):
-    """Macro-F1 from (..., K, K) confusion counts, over classes present in truth or
-    prediction (what sklearn's ``f1_score(average="macro")`` does without ``labels``)."""
+def _macro_f1(cm, k=None):
+    """Macro-F1 from (..., K, K) confusion counts over the first ``k`` classes that
+    are present in truth or prediction (what sklearn's ``f1_score(average="macro")``
+    does without ``labels``); a trailing "outside the labels" column only adds errors."""
+    k = cm.shape[-1] if k is None else k
     tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
-    fp = cm.sum(axis=-2) - tp
-    fn = cm.sum(axis=-1) - tp
+    fp = (cm.sum(axis=-2) - tp)[..., :k]
+    fn = (cm.sum(axis=-1) - tp)[..., :k]
+    tp = tp[..., :k]
     denom = 2 * tp + fp + fn
     present = denom > 0
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -210,7 +217,8 @@ def group_metrics(y_true, y_pred, groups, labels, *, min_size=30, n_boot=1000, s
     Parameters
     ----------
     y_true, y_pred : (N,) array of str or int
-        True and predicted labels (names from ``labels`` or indices into it).
+        True and predicted labels (names from ``labels`` or indices into it). A
+        predicted name outside ``labels`` counts as an error.
     groups : dict[str, (N,) array] or (N,) array
         Attribute name -> group of each sample (e.g. from
         :func:`load_groups_csv`). A bare array is the attribute ``"group"``.
@@ -238,7 +246,8 @@ def group_metrics(y_true, y_pred, groups, labels, *, min_size=30, n_boot=1000, s
     labels = [str(x) for x in labels]
     k = len(labels)
     t = _to_index(y_true, labels)
-    p = _to_index(y_pred, labels)
+    p = _to_index(y_pred, labels, outside_ok=True)
+    kk = k + 1  # confusion width: the labels plus "predicted outside the labels"
     if len(t) != len(p):
         raise DataError(f"y_true has {len(t)} samples, y_pred {len(p)}")
     if not isinstance(groups, dict):
@@ -250,13 +259,13 @@ def group_metrics(y_true, y_pred, groups, labels, *, min_size=30, n_boot=1000, s
 
     def summarise(mask):
         ti, pi = t[mask], p[mask]
-        n = int(len(ti))
-        cm = _confusions(ti, pi, k)
+        n = len(ti)
+        cm = _confusions(ti, pi, kk)
         support = cm.sum(axis=1)
         rec = {
             "n": n,
             "accuracy": float(np.mean(ti == pi)) if n else None,
-            "macro_f1": float(_macro_f1(cm)) if n else None,
+            "macro_f1": float(_macro_f1(cm, k)) if n else None,
             "tpr": {lab: (float(cm[j, j] / support[j]) if support[j] else None)
                     for j, lab in enumerate(labels)},
             "support": {lab: int(support[j]) for j, lab in enumerate(labels)},
@@ -265,7 +274,7 @@ def group_metrics(y_true, y_pred, groups, labels, *, min_size=30, n_boot=1000, s
         if n_boot and n:
             idx = rng.integers(0, n, size=(int(n_boot), n))
             acc_b = (ti[idx] == pi[idx]).mean(axis=1)
-            f1_b = _macro_f1(_confusions(ti, pi, k, idx))
+            f1_b = _macro_f1(_confusions(ti, pi, kk, idx), k)
             rec["accuracy_ci"] = _ci(acc_b)
             rec["macro_f1_ci"] = _ci(f1_b)
         else:
@@ -274,7 +283,7 @@ def group_metrics(y_true, y_pred, groups, labels, *, min_size=30, n_boot=1000, s
 
     out = {
         "labels": labels,
-        "n_samples": int(len(t)),
+        "n_samples": len(t),
         "min_size": int(min_size),
         "n_boot": int(n_boot),
         "seed": int(seed),
