@@ -1,1 +1,55 @@
-"""classicfer.face"""
+"""classicfer.face: detect faces, find landmarks, align and crop.
+
+Quick use::
+
+    from skimage.data import astronaut
+    from classicfer.face import detect_faces, face_landmarks, align_face
+    img = astronaut()
+    face = detect_faces(img, "dlib-hog")[0]
+    pts = face_landmarks(img, face, model="5")     # or "68"
+    crop = align_face(img, pts, size=48)           # (48, 48) uint8, eyes level
+
+Detectors (``detect_faces(image, method=...)``): ``haar`` (OpenCV cascade),
+``dlib-hog``, ``dlib-cnn`` (MMOD) and ``mtcnn`` (ONNX weights bundled, numpy
+cascade, no TensorFlow/torch). Models load lazily once per process.
+"""
+
+from ._align import (
+                     IOD_FRACTION,
+                     align_face,
+                     alignment_matrix,
+                     crop_box,
+                     normalize_crop,
+                     normalize_pixels,
+                     transform_points,
+)
+from ._augment import augment_face, flip_landmarks, random_augment
+from ._cropper import FaceCropper
+from ._detect import METHODS, detect_faces
+from ._draw import draw_faces
+from ._landmarks import BOX_ADJUST, MODELS, adjust_box, face_landmarks
+from ._types import LAYOUTS, Face, eye_centers
+
+__all__ = [
+                     "BOX_ADJUST",
+                     "IOD_FRACTION",
+                     "LAYOUTS",
+                     "METHODS",
+                     "MODELS",
+                     "Face",
+                     "FaceCropper",
+                     "adjust_box",
+                     "align_face",
+                     "alignment_matrix",
+                     "augment_face",
+                     "crop_box",
+                     "detect_faces",
+                     "draw_faces",
+                     "eye_centers",
+                     "face_landmarks",
+                     "flip_landmarks",
+                     "normalize_crop",
+                     "normalize_pixels",
+                     "random_augment",
+                     "transform_points",
+]

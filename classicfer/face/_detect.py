@@ -1,0 +1,153 @@
+"""Face detectors behind one call: :func:`detect_faces`."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..exceptions import ConfigError
+from ..imageio import as_uint8_image
+from . import _models
+from ._types import Face
+
+#: method -> (smallest face the detector's window finds at scale 1, default min_size)
+#: Haar's cascade window is 24 px (we aim for 30 px), dlib's HOG window 80 px,
+#: dlib's MMOD CNN about 80 px (measured: a 68 px face is missed at scale 1),
+#: MTCNN's P-Net 12 px (its pyramid starts at 12 / min_size).
+METHODS = {
+    "haar": (30.0, 60.0),
+    "dlib-hog": (80.0, 80.0),
+    "dlib-cnn": (80.0, 80.0),
+    "mtcnn": (12.0, 40.0),
+}
+
+
+def _check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ConfigError(f"unknown face detector {method!r}; choose from {', '.join(METHODS)}")
+    return method
+
+
+def _resize(img, scale):
+    import cv2
+
+    if abs(scale - 1.0) < 1e-6:
+        return img
+    h, w = img.shape[:2]
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def _to_face(x1, y1, x2, y2, score, method, scale, shape, landmarks=None, layout=None):
+    H, W = shape[:2]
+    x1, y1, x2, y2 = (v / scale for v in (x1, y1, x2, y2))
+    xa, ya = round(max(0.0, x1)), round(max(0.0, y1))
+    xb, yb = round(min(float(W), x2)), round(min(float(H), y2))
+    if xb - xa < 2 or yb - ya < 2:
+        return None
+    if landmarks is not None:
+        landmarks = np.asarray(landmarks, np.float64) / scale
+    return Face((xa, ya, xb - xa, yb - ya), float(score), method, landmarks, layout)
+
+
+def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
+                 upsample: int = 0, max_faces: int | None = None,
+                 threshold: float | None = None) -> list[Face]:
+    """Find faces in an image.
+
+    Parameters
+    ----------
+    image : array-like
+        ``(H, W)``, ``(H, W, 3)`` RGB or ``(H, W, 4)`` RGBA, any numeric dtype
+        (coerced with :func:`classicfer.imageio.as_uint8_image`).
+    method : {'haar', 'dlib-hog', 'dlib-cnn', 'mtcnn'}
+        - ``haar``: OpenCV's frontal-face Viola-Jones cascade (fastest);
+        - ``dlib-hog``: dlib's HOG + linear SVM frontal detector;
+        - ``dlib-cnn``: dlib's MMOD CNN (most robust to pose, slowest);
+        - ``mtcnn``: the MTCNN cascade (ONNX weights, also returns 5 landmarks).
+    min_size : float, optional
+        Smallest face side to find, in pixels of ``image``. The image is resized
+        so that this size matches the detector's window (so a larger value is
+        faster). Defaults: haar 60, dlib-hog 80, dlib-cnn 80, mtcnn 40.
+    upsample : int
+        Additionally upscale the image ``2**upsample`` times (dlib's meaning):
+        finds faces down to ``min_size / 2**upsample``.
+    max_faces : int, optional
+        Keep at most this many faces (the largest ones).
+    threshold : float, optional
+        Detector-specific score threshold: Haar ``minNeighbors`` (default 5),
+        dlib's ``adjust_threshold`` for HOG (default 0), minimum MMOD
+        confidence for the CNN (default 0), MTCNN O-Net probability (default 0.7).
+
+    Returns
+    -------
+    list of Face
+        Largest face first; empty when there is no face (not an error). MTCNN
+        faces carry their 5 landmarks (``layout="mtcnn5"``).
+    """
+    _check_method(method)
+    if int(upsample) < 0:
+        raise ConfigError(f"upsample must be >= 0, got {upsample}")
+    native, default = METHODS[method]
+    min_size = float(default if min_size is None else min_size)
+    if min_size <= 0:
+        raise ConfigError(f"min_size must be > 0 pixels, got {min_size}")
+    gray_needed = method in ("haar", "dlib-hog")
+    img = as_uint8_image(image, gray=gray_needed)
+    shape = img.shape
+    faces: list[Face] = []
+    if method == "mtcnn":
+        scale = float(2 ** int(upsample))
+        work = _resize(img, scale) if scale != 1 else img
+        from ._mtcnn import mtcnn_detect
+
+        th = (0.6, 0.7, 0.7 if threshold is None else float(threshold))
+        boxes, points = mtcnn_detect(work, min_size * scale, thresholds=th)
+        for b, p in zip(boxes, points):
+            f = _to_face(b[0], b[1], b[2], b[3], b[4], method, scale, shape, p, "mtcnn5")
+            if f is not None:
+                faces.append(f)
+    else:
+        scale = native / min_size * 2 ** int(upsample)
+        work = _resize(img, scale)
+        if method == "haar":
+            faces = _haar(work, scale, shape, threshold)
+        elif method == "dlib-hog":
+            det = _models.dlib_hog_detector()
+            rects, scores, _ = det.run(work, 0, 0.0 if threshold is None else float(threshold))
+            for r, s in zip(rects, scores):
+                f = _to_face(r.left(), r.top(), r.right() + 1, r.bottom() + 1, s, method,
+                             scale, shape)
+                if f is not None:
+                    faces.append(f)
+        else:  # dlib-cnn
+            det = _models.dlib_cnn_detector()
+            th = 0.0 if threshold is None else float(threshold)
+            for d in det(work, 0):
+                if d.confidence < th:
+                    continue
+                r = d.rect
+                f = _to_face(r.left(), r.top(), r.right() + 1, r.bottom() + 1, d.confidence,
+                             method, scale, shape)
+                if f is not None:
+                    faces.append(f)
+    faces.sort(key=lambda f: f.box[2] * f.box[3], reverse=True)
+    if max_faces is not None:
+        faces = faces[: int(max_faces)]
+    return faces
+
+
+def _haar(gray, scale, shape, threshold):
+    import cv2
+
+    clf = _models.haar_cascade()
+    g = cv2.equalizeHist(gray)
+    neighbors = 5 if threshold is None else int(threshold)
+    rects, _, weights = clf.detectMultiScale3(
+        g, scaleFactor=1.1, minNeighbors=neighbors, minSize=(24, 24),
+        outputRejectLevels=True)
+    faces = []
+    for (x, y, w, h), s in zip(np.reshape(rects, (-1, 4)), np.ravel(weights)):
+        f = _to_face(x, y, x + w, y + h, s, "haar", scale, shape)
+        if f is not None:
+            faces.append(f)
+    return faces

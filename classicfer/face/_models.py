@@ -1,0 +1,118 @@
+"""Locating and caching the face models (loaded lazily, once per process).
+
+dlib models come from the ``face-recognition-models`` package. That package's
+``__init__`` imports ``pkg_resources`` (removed from recent setuptools), so its
+folder is found with :func:`importlib.util.find_spec` without importing it.
+The MTCNN ONNX files ship inside ``classicfer/face/models``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from pathlib import Path
+
+_FRM_INSTALL = "pip install face-recognition-models"
+
+#: dlib model file names inside face_recognition_models/models/
+DLIB_FILES = {
+    "68": "shape_predictor_68_face_landmarks.dat",
+    "5": "shape_predictor_5_face_landmarks.dat",
+    "cnn": "mmod_human_face_detector.dat",
+}
+
+
+def _frm_folder() -> Path | None:
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def dlib_model_path(kind: str) -> Path:
+    """Path of a dlib model file (``"68"``, ``"5"`` or ``"cnn"``).
+
+    ``CLASSICFER_DLIB_MODELS`` may name a folder holding the ``.dat`` files instead.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is not installed; the message gives the install command.
+    """
+    name = DLIB_FILES[kind]
+    folders = []
+    env = os.environ.get("CLASSICFER_DLIB_MODELS")
+    if env:
+        folders.append(Path(env))
+    frm = _frm_folder()
+    if frm is not None:
+        folders.append(frm)
+    for folder in folders:
+        p = folder / name
+        if p.is_file():
+            return p
+    raise FileNotFoundError(
+        f"dlib model {name} not found (looked in {', '.join(map(str, folders)) or 'nowhere'}); "
+        f"install it with: {_FRM_INSTALL}")
+
+
+def mtcnn_model_path(net: str) -> Path:
+    """Path of ``mtcnn_{pnet,rnet,onet}.onnx`` shipped with classicfer."""
+    from importlib.resources import files
+
+    p = Path(str(files("classicfer.face") / "models" / f"mtcnn_{net}.onnx"))
+    if not p.is_file():
+        raise FileNotFoundError(
+            f"MTCNN model {p.name} not found in {p.parent}; reinstall classicfer "
+            "(pip install --force-reinstall classicfer) or regenerate it with "
+            "scripts/convert_mtcnn.py")
+    return p
+
+
+@functools.cache
+def haar_cascade(name: str = "haarcascade_frontalface_default.xml"):
+    """The OpenCV cascade shipped in ``cv2.data.haarcascades`` (cached)."""
+    import cv2
+
+    path = Path(cv2.data.haarcascades) / name
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"OpenCV cascade {path} not found; install it with: "
+            "pip install opencv-contrib-python-headless")
+    clf = cv2.CascadeClassifier(str(path))
+    if clf.empty():
+        raise FileNotFoundError(f"OpenCV cascade {path} failed to load (corrupt file?)")
+    return clf
+
+
+@functools.cache
+def dlib_hog_detector():
+    import dlib
+
+    return dlib.get_frontal_face_detector()
+
+
+@functools.cache
+def dlib_cnn_detector():
+    import dlib
+
+    return dlib.cnn_face_detection_model_v1(str(dlib_model_path("cnn")))
+
+
+@functools.cache
+def shape_predictor(kind: str):
+    import dlib
+
+    return dlib.shape_predictor(str(dlib_model_path(kind)))
+
+
+@functools.cache
+def onnx_session(net: str):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(os.environ.get("CLASSICFER_ORT_THREADS", "1"))
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(mtcnn_model_path(net)), sess_options=opts,
+                                providers=["CPUExecutionProvider"])
