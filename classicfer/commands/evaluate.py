@@ -20,11 +20,12 @@ def _parse_map(values) -> dict:
                 raise click.BadParameter(f"expected OLD=NEW (or OLD= to drop), got {part!r}",
                                          param_hint="--map")
             old, new = (x.strip() for x in part.split("=", 1))
+            from ..exceptions import DataError
             from ..labels import canonical_label
 
             try:
                 out[canonical_label(old)] = canonical_label(new) if new and new != "-" else ""
-            except Exception as e:  # DataError: unknown label name
+            except DataError as e:  # unknown label name
                 raise click.BadParameter(str(e), param_hint="--map") from None
     return out
 
@@ -82,9 +83,9 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
     import sys
 
     from ..datasets import load_dataset
+    from ..evaluation import evaluate as run
+    from ..evaluation import model_from_path, model_from_spec, report_dir, write_report
     from ..exceptions import ConfigError
-    from ..evaluation import (evaluate as run, model_from_path, model_from_spec, report_dir,
-                              write_report)
     from ._common import progress, warn
 
     if model_path and (features or classifier):

@@ -16,12 +16,24 @@ Example
 
 from ._compare import compare_markdown, load_runs, write_compare
 from ._harness import EvaluationResult, evaluate
-from ._metrics import (bootstrap_accuracy_ci, classification_metrics, fold_summary,
-                       top_confusions)
-from ._models import (ModelSpec, PrefitClassifier, load_deployed, model_from_estimator,
-                      model_from_path, model_from_spec, spec_name)
-from ._protocols import (PROTOCOLS, applicable_protocols, check_protocol, default_protocol,
-                         leave_one_subject_out, subject_kfold)
+from ._metrics import bootstrap_accuracy_ci, classification_metrics, fold_summary, top_confusions
+from ._models import (
+                       ModelSpec,
+                       PrefitClassifier,
+                       load_deployed,
+                       model_from_estimator,
+                       model_from_path,
+                       model_from_spec,
+                       spec_name,
+)
+from ._protocols import (
+                       PROTOCOLS,
+                       applicable_protocols,
+                       check_protocol,
+                       default_protocol,
+                       leave_one_subject_out,
+                       subject_kfold,
+)
 from ._report import REPORT_FILES, confusions_markdown, report_dir, write_report
 
 __all__ = [

@@ -12,8 +12,7 @@ from ..exceptions import ConfigError, DataError, ModelError
 from ..labels import label_order
 from ._metrics import bootstrap_accuracy_ci, classification_metrics, fold_summary
 from ._models import ModelSpec, PrefitClassifier, model_from_estimator
-from ._protocols import (check_protocol, default_protocol, leave_one_subject_out,
-                         subject_kfold)
+from ._protocols import check_protocol, default_protocol, leave_one_subject_out, subject_kfold
 
 
 @dataclass
@@ -71,7 +70,7 @@ class EvaluationResult:
             "model": self.model,
             "model_kind": self.model_kind,
             "labels": list(self.labels),
-            "n_samples": int(len(self.y_true)),
+            "n_samples": len(self.y_true),
             "n_folds": len(self.folds),
             "accuracy_ci95": [lo, hi],
             "bootstrap": {"n_boot": n_boot, "seed": self.seed, "level": 0.95,
@@ -375,7 +374,7 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         score_kind = kind if score_kind in (None, kind) else "mixed"
         y_te = y_all[te]
         fm = classification_metrics(y_te, pred, labels)
-        fold_rows.append({"fold": k, "n_train": int(n_train), "n_test": int(len(te)),
+        fold_rows.append({"fold": k, "n_train": int(n_train), "n_test": len(te),
                           "test_accuracy": fm["accuracy"],
                           "test_balanced_accuracy": fm["balanced_accuracy"],
                           "test_macro_f1": fm["macro_f1"],

@@ -31,8 +31,13 @@ def classification_metrics(y_true, y_pred, labels) -> dict:
     the unweighted mean F1 over ``labels`` (absent classes score 0, as sklearn's
     ``zero_division=0``).
     """
-    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
-                                 f1_score, precision_recall_fscore_support)
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     y_true = np.asarray(y_true).astype(str)
     y_pred = np.asarray(y_pred).astype(str)

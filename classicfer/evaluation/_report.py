@@ -72,10 +72,10 @@ def git_commit(cwd=None) -> dict:
     here = cwd or os.path.dirname(os.path.abspath(__file__))
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=10).stdout.strip()
+                              text=True, timeout=10, check=False).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=here, capture_output=True, text=True,
-                               timeout=10).stdout.strip()
+                               timeout=10, check=False).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": head or None, "dirty": bool(dirty) if head else None}
@@ -92,7 +92,7 @@ def manifest_hash(dataset) -> str:
         if callable(f):
             try:
                 return str(f(dataset))
-            except Exception:  # an API we do not know: fall back to our own hash
+            except (TypeError, AttributeError, ValueError, OSError):  # unknown API: own hash
                 break
     root = os.path.abspath(dataset.root) if dataset.root else ""
     h = hashlib.sha256()
@@ -123,10 +123,10 @@ def confusions_markdown(m: dict, k: int = 5) -> str:
     lo, hi = m["accuracy_ci95"]
     unit = m["bootstrap"]["unit"]
     lines = [f"# {m['model']} on {m['dataset']} ({m['protocol']})", "",
-             f"Accuracy {_pct(m['accuracy'])} (95 % CI {_pct(lo)} to {_pct(hi)}, bootstrap over "
-             f"{unit}s), balanced accuracy {_pct(m['balanced_accuracy'])}, macro-F1 "
-             f"{_pct(m['macro_f1'])}, on {m['n_samples']} test images in {m['n_folds']} "
-             f"fold{'s' if m['n_folds'] != 1 else ''}.", "",
+             (f"Accuracy {_pct(m['accuracy'])} (95 % CI {_pct(lo)} to {_pct(hi)}, bootstrap "
+              f"over {unit}s), balanced accuracy {_pct(m['balanced_accuracy'])}, macro-F1 "
+              f"{_pct(m['macro_f1'])}, on {m['n_samples']} test images in {m['n_folds']} "
+              f"fold{'s' if m['n_folds'] != 1 else ''}."), "",
              "## Most confused pairs", ""]
     if pairs:
         lines += ["| true -> predicted | share of the true class | images |", "|---|---:|---:|"]
