@@ -34,7 +34,10 @@ class Dataset:
     root : str
         Path it was loaded from.
     skipped : list of (path, reason)
-        Unreadable files that were skipped.
+        Files (or CSV rows) that were skipped: unreadable, corrupt, or not an emotion.
+    sha256 : (N,) ndarray of str, or None
+        sha256 of each source file's bytes (of the decoded pixels for CSV rows), used by
+        :func:`classicfer.datasets.manifest.dataset_manifest`; None when unknown.
     """
 
     images: object
@@ -46,6 +49,13 @@ class Dataset:
     format: str = ""
     root: str = ""
     skipped: list = field(default_factory=list)
+    sha256: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        shape = (self.images.shape if isinstance(self.images, np.ndarray)
+                 else f"list of {len(self.images)}")
+        return (f"Dataset(name={self.name!r}, format={self.format!r}, n={len(self)}, "
+                f"images={shape}, classes={self.classes}, root={self.root!r})")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -56,7 +66,7 @@ class Dataset:
 
         return label_order(self.labels)
 
-    def subset(self, mask_or_index) -> "Dataset":
+    def subset(self, mask_or_index) -> Dataset:
         """A new Dataset with the selected rows (boolean mask or integer index)."""
         idx = np.asarray(mask_or_index)
         if idx.dtype == bool:
@@ -75,8 +85,20 @@ class Dataset:
             format=self.format,
             root=self.root,
             skipped=list(self.skipped),
+            sha256=None if self.sha256 is None else self.sha256[idx],
         )
 
-    def split(self, name: str) -> "Dataset":
+    def split(self, name: str) -> Dataset:
         """Rows of one split (``train``, ``val`` or ``test``)."""
         return self.subset(self.splits == name)
+
+
+def folder_label(folder: str, name: str) -> str:
+    """Canonical label of a class folder; the DataError names the folder."""
+    from ..exceptions import DataError
+    from ..labels import canonical_label
+
+    try:
+        return canonical_label(name)
+    except DataError as e:
+        raise DataError(f"{folder}: folder name is not an emotion: {e}") from None

@@ -1,7 +1,13 @@
-"""Decode many image files in parallel, skipping (and reporting) unreadable ones."""
+"""Decode many image files in parallel, skipping (and reporting) unreadable ones.
+
+Each file is read once as bytes: the bytes give the file's sha256 (for manifests)
+and are decoded by OpenCV (Pillow as a fallback), so hashing costs no extra I/O.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -9,52 +15,98 @@ import numpy as np
 from ..exceptions import ImageError
 
 
-def _read_gray(path: str):
+def _decode_gray(data: bytes, path: str) -> np.ndarray:
     import cv2
 
-    img = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
-    if img is not None:
+    if not data:
+        raise ImageError(f"{path}: empty file (0 bytes)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if img is not None and img.size:
         return img
     # OpenCV gives up on some valid files (16-bit PNG, palette GIF, odd TIFF): try Pillow.
     from ..imageio import read_image
 
-    return read_image(path, gray=True)
+    try:
+        return read_image(data, gray=True)
+    except ImageError as e:
+        raise ImageError(str(e).replace("<bytes>", path)) from None
 
 
-def read_many(paths, *, size=None, progress=False, desc="images", n_threads=8):
+def read_file(path: str):
+    """``(gray uint8 image, sha256 hex of the file bytes)``; raises ImageError if unreadable."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise ImageError(f"{path}: cannot read file ({e.strerror or e})") from None
+    return _decode_gray(data, path), hashlib.sha256(data).hexdigest()
+
+
+def _fit(img: np.ndarray, size, crop=None) -> np.ndarray:
+    import cv2
+
+    if crop is not None:
+        x, y, w, h = (round(v) for v in crop)
+        H, W = img.shape[:2]
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(W, x + w), min(H, y + h)
+        if x1 - x0 >= 2 and y1 - y0 >= 2:
+            img = img[y0:y1, x0:x1]
+    if size is not None and img.shape[:2] != tuple(size):
+        img = cv2.resize(img, (int(size[1]), int(size[0])), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img)
+
+
+def read_many(paths, *, size=None, crops=None, progress=False, desc="images", n_threads=None):
     """Read ``paths`` as grayscale uint8.
+
+    Parameters
+    ----------
+    paths : sequence of str
+    size : (H, W) or None
+        Resize every image to this size (INTER_AREA); None keeps sizes.
+    crops : sequence of (x, y, w, h) or None, optional
+        A box to cut out of each image before resizing (e.g. AffectNet face boxes).
+    progress : bool
+        Show a tqdm bar on stderr.
 
     Returns
     -------
-    images : (N, H, W) ndarray if every image has ``size`` (or the same shape), else a list
+    images : (N, H, W) ndarray if every image has the same shape, else a list
     ok : (len(paths),) bool ndarray, which paths were read
     skipped : list of (path, reason)
+    sha256 : (N,) ndarray of str, sha256 of each read file's bytes
     """
     from tqdm.auto import tqdm
 
-    def one(p):
-        try:
-            return _read_gray(p), None
-        except ImageError as e:
-            return None, str(e)
-        except Exception as e:  # corrupt files make decoders raise many kinds of errors
-            return None, f"{p}: cannot decode image ({e.__class__.__name__}: {e})"
+    paths = [os.fspath(p) for p in paths]
+    crops = [None] * len(paths) if crops is None else list(crops)
 
+    def one(i):
+        p = paths[i]
+        try:
+            img, digest = read_file(p)
+            return _fit(img, size, crops[i]), digest, None
+        except ImageError as e:
+            return None, None, str(e)
+        except Exception as e:  # noqa: BLE001 -- corrupt files make decoders raise many kinds of errors
+            return None, None, f"{p}: cannot decode image ({e.__class__.__name__}: {e})"
+
+    n_threads = n_threads or min(8, 2 * (os.cpu_count() or 1) + 2)
     with ThreadPoolExecutor(n_threads) as pool:
-        results = list(tqdm(pool.map(one, paths, chunksize=64), total=len(paths), desc=desc,
-                            disable=not progress, unit="img"))
+        results = list(tqdm(pool.map(one, range(len(paths)), chunksize=64), total=len(paths),
+                            desc=desc, disable=not progress, unit="img", leave=False))
     ok = np.array([r[0] is not None for r in results], dtype=bool)
-    skipped = [(p, r[1]) for p, r in zip(paths, results) if r[0] is None]
+    skipped = [(p, r[2]) for p, r in zip(paths, results) if r[0] is None]
     imgs = [r[0] for r in results if r[0] is not None]
+    digests = np.array([r[1] for r in results if r[0] is not None], dtype="<U64")
+    return stack_images(imgs, size), ok, skipped, digests
+
+
+def stack_images(imgs, size=None):
+    """One (N, H, W) array when all shapes agree, else the list itself."""
     shapes = {im.shape for im in imgs}
     if len(shapes) == 1:
-        images = np.stack(imgs) if imgs else np.zeros((0, *(size or (48, 48))), np.uint8)
-    elif size is not None:
-        import cv2
-
-        images = np.stack([im if im.shape == tuple(size) else
-                           cv2.resize(im, tuple(size)[::-1], interpolation=cv2.INTER_AREA)
-                           for im in imgs])
-    else:
-        images = imgs
-    return images, ok, skipped
+        return np.stack(imgs)
+    if not imgs:
+        return np.zeros((0, *(size or (48, 48))), np.uint8)
+    return list(imgs)

@@ -1,0 +1,167 @@
+"""On-disk cache of loaded datasets, so the second load of FER-2013 takes about a second.
+
+A cached dataset is one uncompressed ``.npz`` under ``$CLASSICFER_CACHE/datasets``
+(default ``$XDG_CACHE_HOME/classicfer`` or ``~/.cache/classicfer``). Its key hashes the
+format, the absolute path, the loader options and the *listing* of the source: the
+relative path, size and modification time (ns) of every file, which costs one ``stat``
+per file (about 0.1 s for FER-2013's 35,887 files) instead of reading them. Any added,
+removed, resized or touched file changes the key, so a stale cache is never returned;
+the superseded file for the same path is deleted when the new one is written.
+
+Set ``CLASSICFER_CACHE=off`` (or pass ``cache=False``) to disable it. The cache is never
+written inside the classicfer source tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from ._base import Dataset
+
+#: Bump when loaders change what they return for the same files.
+CACHE_VERSION = 1
+_OFF = {"", "0", "off", "no", "false", "none"}
+
+
+def cache_root() -> Path | None:
+    """The classicfer cache folder, or None when disabled by ``CLASSICFER_CACHE=off``."""
+    env = os.environ.get("CLASSICFER_CACHE")
+    if env is not None:
+        return None if env.strip().lower() in _OFF else Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "classicfer"
+
+
+def _inside_source_tree(folder: Path) -> bool:
+    src = Path(__file__).resolve().parents[2]  # the folder holding the classicfer package
+    if not (src / "pyproject.toml").exists():
+        return False  # an installed package, not a checkout
+    try:
+        folder.resolve().relative_to(src)
+        return True
+    except ValueError:
+        return False
+
+
+def listing_fingerprint(path: str) -> str:
+    """sha256 of (relative path, size, mtime_ns) of every file under ``path`` (or of the file)."""
+    h = hashlib.sha256()
+    if os.path.isfile(path):
+        st = os.stat(path)
+        h.update(f"{os.path.basename(path)}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+        return h.hexdigest()
+    entries = []
+    stack = [("", path)]
+    while stack:
+        rel, full = stack.pop()
+        with os.scandir(full) as it:
+            for e in it:
+                r = f"{rel}/{e.name}" if rel else e.name
+                if e.is_dir(follow_symlinks=True):
+                    stack.append((r, e.path))
+                else:
+                    try:
+                        st = e.stat()
+                    except OSError:  # dangling symlink: part of the listing, unreadable
+                        entries.append(f"{r}\t-1\t-1")
+                        continue
+                    entries.append(f"{r}\t{st.st_size}\t{st.st_mtime_ns}")
+    entries.sort()
+    h.update("\n".join(entries).encode("utf-8", "surrogateescape"))
+    return h.hexdigest()
+
+
+def cache_file(path, fmt: str, options: dict) -> Path | None:
+    """Where the cached copy of ``path`` loaded as ``fmt`` with ``options`` lives (or None)."""
+    root = cache_root()
+    if root is None:
+        return None
+    path = os.path.abspath(os.fspath(path))
+    opts = json.dumps(options, sort_keys=True, default=repr)
+    where = hashlib.sha256(f"{CACHE_VERSION}\n{fmt}\n{path}\n{opts}".encode()).hexdigest()[:12]
+    content = listing_fingerprint(path)[:20]
+    safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in os.path.basename(path))[:40]
+    return root / "datasets" / f"{safe}-{fmt}-{where}-{content}.npz"
+
+
+def load_cached(file: Path | None) -> Dataset | None:
+    """The cached Dataset in ``file``, or None (missing, unreadable, or older version)."""
+    if file is None or not file.exists():
+        return None
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if meta.get("version") != CACHE_VERSION:
+                return None
+            if "images" in z:
+                images = z["images"]
+            else:
+                flat, shapes = z["flat"], z["shapes"]
+                ends = np.cumsum([int(np.prod(s)) for s in shapes])
+                images = [a.reshape(s) for a, s in zip(np.split(flat, ends[:-1]), shapes)] \
+                    if len(shapes) else []
+            return Dataset(
+                images=images, labels=z["labels"],
+                subjects=z.get("subjects", None),
+                splits=z["splits"], paths=z["paths"], name=meta["name"],
+                format=meta["format"], root=meta["root"],
+                skipped=[tuple(s) for s in z["skipped"].tolist()],
+                sha256=z.get("sha256", None))
+    except Exception:  # noqa: BLE001 -- a truncated or foreign file: ignore it, it will be rewritten
+        return None
+
+
+def save_cached(file: Path | None, ds: Dataset) -> bool:
+    """Write ``ds`` to ``file`` atomically; remove superseded copies. False if not written."""
+    if file is None:
+        return False
+    folder = file.parent
+    if _inside_source_tree(folder):
+        warnings.warn(f"not caching datasets inside the source tree ({folder}); "
+                      "set CLASSICFER_CACHE to a folder outside it", stacklevel=3)
+        return False
+    arrays = {"labels": np.asarray(ds.labels, dtype=str),
+              "splits": np.asarray(ds.splits, dtype=str),
+              "paths": np.asarray(ds.paths, dtype=str),
+              "skipped": np.asarray([list(map(str, s)) for s in ds.skipped], dtype=str
+                                    ).reshape(-1, 2),
+              "meta": np.asarray(json.dumps({"version": CACHE_VERSION, "name": ds.name,
+                                             "format": ds.format, "root": ds.root}))}
+    if ds.subjects is not None:
+        arrays["subjects"] = np.asarray(ds.subjects, dtype=str)
+    if ds.sha256 is not None:
+        arrays["sha256"] = np.asarray(ds.sha256, dtype=str)
+    if isinstance(ds.images, np.ndarray):
+        arrays["images"] = ds.images
+    else:
+        arrays["flat"] = (np.concatenate([np.asarray(i).ravel() for i in ds.images])
+                          if len(ds.images) else np.zeros(0, np.uint8))
+        arrays["shapes"] = np.asarray([np.asarray(i).shape for i in ds.images],
+                                      dtype=np.int64).reshape(len(ds.images), -1)
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, file)
+    except OSError as e:
+        warnings.warn(f"cannot write the dataset cache {file}: {e}", stacklevel=3)
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        return False
+    prefix = file.name.rsplit("-", 1)[0] + "-"
+    for old in folder.glob(f"{prefix}*.npz"):
+        if old != file:
+            try:
+                old.unlink()
+            except OSError:
+                pass
+    return True
