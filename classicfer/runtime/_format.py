@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from ..exceptions import ModelError
@@ -105,5 +104,13 @@ def is_model_dir(path) -> bool:
     return (Path(path) / SIDECAR).is_file()
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "SIDECAR", "ONNX_FILE", "sha256_file",
-           "write_model_dir", "read_sidecar", "is_model_dir"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "ONNX_FILE",
+    "SIDECAR",
+    "is_model_dir",
+    "read_sidecar",
+    "sha256_file",
+    "write_model_dir",
+]

@@ -1,0 +1,358 @@
+"""Loading a deployed model and running it with onnxruntime (no torch, no pickles).
+
+A :class:`DeployedModel` wraps one ``model.onnx`` + ``model.json`` folder:
+
+- ``kind == "cnn"``: crops are normalised as the sidecar says and the ONNX graph
+  runs end to end (logits or probabilities out);
+- ``kind == "classical"``: the feature code named in ``features.spec`` runs in
+  Python (``classicfer.features.make_features``) and only the classifier runs in
+  ONNX (probabilities out).
+
+Sessions are cached per process (one per model folder and thread count).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from ..exceptions import ConfigError, ModelError
+from ._format import is_model_dir, read_sidecar
+
+#: Environment variable naming the default model folder.
+MODEL_ENV = "CLASSICFER_MODEL"
+#: Environment variable for onnxruntime's intra-op threads (default 1).
+THREADS_ENV = "CLASSICFER_THREADS"
+#: Bundled model folders, in order of preference, under ``classicfer/models/``.
+PREFERRED = ("fer2013-cnn",)
+
+_CACHE: dict = {}
+_LOCK = threading.Lock()
+
+
+def bundled_models_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+def list_models() -> list[Path]:
+    """Model folders shipped in ``classicfer/models/``, best first.
+
+    Preference: the folders in :data:`PREFERRED`, then CNN models, then classical
+    models by their recorded test accuracy (``metrics``), then by name.
+    """
+    root = bundled_models_dir()
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and is_model_dir(p)]
+
+    def key(p):
+        import json
+
+        try:
+            meta = json.loads((p / "model.json").read_text())
+        except (OSError, ValueError):
+            meta = {}
+        pref = PREFERRED.index(p.name) if p.name in PREFERRED else len(PREFERRED)
+        kind = 0 if meta.get("kind") == "cnn" else 1
+        score = _headline_metric(meta.get("metrics") or {})
+        return (pref, kind, -score, p.name)
+
+    return sorted(found, key=key)
+
+
+def _headline_metric(metrics: dict) -> float:
+    for k in ("test_accuracy", "accuracy", "test_balanced_accuracy", "balanced_accuracy"):
+        v = metrics.get(k)
+        if isinstance(v, (int, float)):
+            return float(v)
+    for v in metrics.values():  # nested, e.g. {"fer2013": {"accuracy": ...}}
+        if isinstance(v, dict):
+            s = _headline_metric(v)
+            if s > 0:
+                return s
+    return 0.0
+
+
+def default_model_dir() -> Path:
+    """The model used when none is given: ``$CLASSICFER_MODEL``, else the best bundled one."""
+    env = os.environ.get(MODEL_ENV)
+    if env:
+        return Path(env)
+    models = list_models()
+    if not models:
+        raise ModelError(
+            f"no model found: {bundled_models_dir()} holds no model folder; pass --model DIR "
+            f"(a folder with model.onnx + model.json) or set {MODEL_ENV}"
+        )
+    return models[0]
+
+
+def resolve_model_dir(path=None) -> Path:
+    """``None`` -> default; a bundled model's name (e.g. ``fer2013-cnn``) -> its folder."""
+    if path is None:
+        return default_model_dir()
+    p = Path(path)
+    if not p.exists() and not p.is_absolute() and len(p.parts) == 1:
+        cand = bundled_models_dir() / p.name
+        if cand.is_dir():
+            return cand
+    return p
+
+
+def _threads(threads) -> int:
+    if threads is None:
+        threads = os.environ.get(THREADS_ENV, "1")
+    try:
+        n = int(threads)
+    except (TypeError, ValueError):
+        raise ConfigError(f"threads must be an integer >= 0, got {threads!r}") from None
+    if n < 0:
+        raise ConfigError(f"threads must be >= 0 (0 = onnxruntime's default), got {n}")
+    return n
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class DeployedModel:
+    """A model folder ready to run.
+
+    Parameters
+    ----------
+    path : str or Path
+        Folder with ``model.onnx`` and ``model.json``.
+    threads : int, optional
+        onnxruntime intra-op threads (default ``$CLASSICFER_THREADS`` or 1; 0 lets
+        onnxruntime choose).
+
+    Attributes
+    ----------
+    labels : list of str
+        Output order of :meth:`predict_proba`.
+    sidecar : dict
+        The parsed ``model.json``.
+    kind : {"cnn", "classical"}
+    input_size : (H, W)
+    color : {"gray", "rgb"}
+    """
+
+    def __init__(self, path, *, threads=None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        meta, onnx_path = read_sidecar(self.path)
+        self.sidecar = meta
+        self.name = meta.get("name") or self.path.name
+        self.kind = meta.get("kind")
+        if self.kind not in ("cnn", "classical"):
+            raise ModelError(f"{self.path}: unknown model kind {self.kind!r} "
+                             f"(expected 'cnn' or 'classical')")
+        self.labels = [str(x) for x in meta.get("labels") or []]
+        if not self.labels:
+            raise ModelError(f"{self.path}: sidecar has no labels")
+        inp = meta.get("input") or {}
+        size = inp.get("size", [48, 48])
+        if isinstance(size, int):
+            size = [size, size]
+        self.input_size = (int(size[0]), int(size[1]))
+        self.color = inp.get("color", "gray")
+        if self.color not in ("gray", "rgb"):
+            raise ModelError(f"{self.path}: input.color must be 'gray' or 'rgb', got {self.color!r}")
+        self.crop = inp.get("crop", "whole")
+        self.scale = float(inp.get("scale", 1.0 / 255.0))
+        self.mean = np.asarray(inp.get("mean", 0.0), dtype=np.float32)
+        self.std = np.asarray(inp.get("std", 1.0), dtype=np.float32)
+        self.temperature = float(meta.get("temperature", 1.0) or 1.0)
+        onnx_meta = meta.get("onnx") or {}
+        self.output_kind = onnx_meta.get(
+            "output_kind", "logits" if self.kind == "cnn" else "probabilities")
+        self.threads = _threads(threads)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = self.threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), sess_options=so,
+                                                providers=["CPUExecutionProvider"])
+        except Exception as e:  # noqa: BLE001 (onnxruntime raises its own types)
+            raise ModelError(f"{onnx_path}: onnxruntime cannot load it ({e.__class__.__name__}: "
+                             f"{str(e).splitlines()[0][:200]})") from None
+        inputs = self.session.get_inputs()
+        self.input_name = onnx_meta.get("input") or inputs[0].name
+        if self.input_name not in {i.name for i in inputs}:
+            raise ModelError(f"{self.path}: sidecar input {self.input_name!r} is not in the graph "
+                             f"(inputs: {[i.name for i in inputs]})")
+        outputs = [o.name for o in self.session.get_outputs()]
+        want = onnx_meta.get("output")
+        if want and want not in outputs:
+            raise ModelError(f"{self.path}: sidecar output {want!r} is not in the graph "
+                             f"(outputs: {outputs})")
+        if not want:
+            # skl2onnx classifiers output (label, probabilities): take the probabilities.
+            want = next((o for o in outputs if "prob" in o.lower()), outputs[-1])
+        self.output_name = want
+        self._features = None
+        if self.kind == "classical":
+            feat = meta.get("features") or {}
+            if not feat.get("spec"):
+                raise ModelError(f"{self.path}: classical model without features.spec")
+            self.feature_spec = feat["spec"]
+            self.feature_params = dict(feat.get("params") or {})
+
+    # ------------------------------------------------------------------ helpers
+    def __repr__(self):
+        return (f"DeployedModel({str(self.path)!r}, kind={self.kind!r}, "
+                f"labels={self.labels}, input={self.input_size})")
+
+    def _feature_transformer(self, sample):
+        if self._features is None:
+            try:
+                from ..features import make_features
+            except ImportError as e:
+                raise ModelError(f"{self.path}: classical model needs classicfer.features "
+                                 f"({e})") from None
+            t = make_features(self.feature_spec, self.feature_params)
+            # Feature transformers are stateless descriptors; fit only records shapes.
+            t.fit(sample)
+            self._features = t
+        return self._features
+
+    def prepare(self, crops) -> np.ndarray:
+        """Coerce crops to ``(N, H, W)`` (gray) or ``(N, H, W, 3)`` uint8 at the input size."""
+        import cv2
+
+        h, w = self.input_size
+        if isinstance(crops, np.ndarray) and (
+                crops.ndim == 2 or (crops.ndim == 3 and crops.shape[-1] in (3, 4)
+                                    and crops.shape[0] > 4)):
+            crops = crops[None]  # one crop: (H, W) gray or (H, W, 3) RGB
+        out = []
+        for c in crops:
+            c = np.asarray(c)
+            if c.dtype != np.uint8:
+                from ..imageio import as_uint8_image
+
+                c = as_uint8_image(c)
+            if self.color == "gray" and c.ndim == 3:
+                c = cv2.cvtColor(np.ascontiguousarray(c[..., :3]), cv2.COLOR_RGB2GRAY)
+            elif self.color == "rgb" and c.ndim == 2:
+                c = np.repeat(c[:, :, None], 3, axis=2)
+            if c.shape[:2] != (h, w):
+                interp = cv2.INTER_AREA if c.shape[0] > h else cv2.INTER_LINEAR
+                c = cv2.resize(c, (w, h), interpolation=interp)
+            out.append(c)
+        if not out:
+            shape = (0, h, w) if self.color == "gray" else (0, h, w, 3)
+            return np.zeros(shape, np.uint8)
+        return np.stack(out)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        out = self.session.run([self.output_name], {self.input_name: x})[0]
+        if isinstance(out, list):  # a ZipMap: list of {label: p}
+            keys = list(out[0].keys()) if out else []
+            out = np.array([[d[k] for k in keys] for d in out], dtype=np.float32)
+        return np.asarray(out, dtype=np.float32).reshape(len(x), -1)
+
+    def predict_proba(self, crops) -> np.ndarray:
+        """Class probabilities, shape ``(N, len(labels))``, rows summing to 1.
+
+        ``crops``: one crop or a sequence of crops (any size; resized to the
+        model's input size), uint8 grayscale or RGB.
+        """
+        crops = self.prepare(crops)
+        n = len(crops)
+        if n == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        if self.kind == "cnn":
+            x = crops.astype(np.float32) * np.float32(self.scale)
+            x = (x - self.mean) / self.std
+            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+            return self._finish(self._run(np.ascontiguousarray(x, dtype=np.float32)))
+        return self.classify_features(self.features(crops))
+
+    def features(self, crops) -> np.ndarray:
+        """Classical models: the feature vectors of ``crops`` (computed in Python)."""
+        if self.kind != "classical":
+            raise ModelError(f"{self.path}: a {self.kind} model has no separate feature stage")
+        crops = self.prepare(crops)
+        return np.asarray(self._feature_transformer(crops).transform(crops), dtype=np.float32)
+
+    def classify_features(self, feats) -> np.ndarray:
+        """Classical models: probabilities from feature vectors (the ONNX classifier)."""
+        feats = np.asarray(feats, dtype=np.float32)
+        if len(feats) == 0:
+            return np.zeros((0, len(self.labels)), np.float32)
+        return self._finish(self._run(np.ascontiguousarray(feats)))
+
+    def _finish(self, out: np.ndarray) -> np.ndarray:
+        if out.shape[1] != len(self.labels):
+            raise ModelError(f"{self.path}: the graph outputs {out.shape[1]} values per face but "
+                             f"the sidecar lists {len(self.labels)} labels")
+        t = self.temperature
+        if self.output_kind == "logits":
+            p = _softmax(out.astype(np.float64) / t)
+        else:
+            p = np.clip(out.astype(np.float64), 0, None)
+            if t != 1.0:
+                p = _softmax(np.log(np.clip(p, 1e-12, None)) / t)
+            s = p.sum(axis=1, keepdims=True)
+            p = np.where(s > 0, p / np.where(s > 0, s, 1), 1.0 / p.shape[1])
+        return p.astype(np.float32)
+
+
+def load_model(path=None, *, threads=None, cache: bool = True) -> DeployedModel:
+    """Load (and checksum-verify) a deployed model folder.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A model folder, the name of a bundled model, or ``None`` for the default
+        (``$CLASSICFER_MODEL``, else the best model in ``classicfer/models/``).
+    threads : int, optional
+        onnxruntime intra-op threads (default 1).
+    cache : bool
+        Reuse one session per folder and thread count in this process. The
+        checksum is re-verified whenever the ONNX file's size or mtime changed.
+
+    Raises
+    ------
+    ModelError
+        Missing folder, bad sidecar, checksum mismatch, unloadable graph.
+    """
+    d = resolve_model_dir(path)
+    n = _threads(threads)
+    if not cache:
+        return DeployedModel(d, threads=n)
+    try:
+        st = [(f.name, f.stat().st_mtime_ns, f.stat().st_size)
+              for f in (d / "model.onnx", d / "model.json") if f.is_file()]
+    except OSError:
+        st = []
+    key = (str(d.resolve()) if d.exists() else str(d), n)
+    with _LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] == st:
+            return hit[1]
+    m = DeployedModel(d, threads=n)
+    with _LOCK:
+        _CACHE[key] = (st, m)
+    return m
+
+
+__all__ = [
+    "MODEL_ENV",
+    "THREADS_ENV",
+    "DeployedModel",
+    "bundled_models_dir",
+    "default_model_dir",
+    "list_models",
+    "load_model",
+    "resolve_model_dir",
+]
