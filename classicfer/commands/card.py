@@ -1,0 +1,43 @@
+"""``classicfer card``: write a model card for a deployment folder."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import handle_errors
+
+
+@click.command("card")
+@click.argument("model_dir", type=click.Path())
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the card (default: MODEL_DIR/model_card.md).")
+@click.option("--results", "results_dirs", type=click.Path(file_okay=False), multiple=True,
+              help="Folder(s) holding harness reports (<dataset>/<protocol>/<model>/); default: "
+                   "./results and any results/ folder above MODEL_DIR. Repeatable.")
+@click.option("--stdout", "to_stdout", is_flag=True,
+              help="Print the card instead of writing a file.")
+@handle_errors
+def card(model_dir, out, results_dirs, to_stdout):
+    """Write model_card.md: uses, data skews, metrics, calibration, groups, licences.
+
+    Figures come from MODEL_DIR/model.json and the evaluation reports of this
+    model found under results/ (run `classicfer evaluate --model MODEL_DIR ...`
+    first); nothing is typed in by hand.
+
+    \b
+    Example:
+      classicfer card classicfer/models/fer2013-cnn
+      classicfer card my-model --out docs/my-model-card.md
+    """
+    from ..cards import find_evaluations, render_model_card, write_model_card
+    from ..runtime import resolve_model_dir
+    from ..runtime._format import read_sidecar
+
+    d = resolve_model_dir(model_dir)
+    if to_stdout:
+        meta, onnx_path = read_sidecar(d)
+        evs = find_evaluations(onnx_path.parent, meta, results_dirs=list(results_dirs) or None)
+        click.echo(render_model_card(meta, onnx_path.parent, evs), nl=False)
+        return
+    path = write_model_card(d, results_dirs=list(results_dirs) or None, out=out)
+    click.echo(f"wrote {path}")

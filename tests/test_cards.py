@@ -1,0 +1,193 @@
+"""Model cards: every section, figures read from the sidecar and harness reports, licences."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from classicfer.cards import CARD_FILE, SECTIONS, find_evaluations, write_model_card
+from classicfer.cli import cli
+from classicfer.evaluation.calibration import calibration_summary
+from classicfer.evaluation.fairness import group_metrics
+from classicfer.runtime._testing import make_linear_model
+
+LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+
+
+def _model(tmp_path, name="fer-test", **training):
+    d = make_linear_model(tmp_path / "models" / name, name=name)
+    side = d / "model.json"
+    meta = json.loads(side.read_text())
+    meta["training"] = {"dataset": "fer2013", "epochs": 3, **training}
+    meta["metrics"] = {"test_accuracy": 0.6123}
+    side.write_text(json.dumps(meta))
+    return d, meta
+
+
+def _report(tmp_path, meta, *, dataset="fer2013", protocol="official", groups=True, sha=None):
+    """A harness-style report folder with known figures."""
+    rng = np.random.default_rng(0)
+    n = 400
+    y_true = np.array(LABELS)[rng.integers(0, 7, n)]
+    y_pred = y_true.copy()
+    y_pred[:60] = "sad"                               # 60 errors, mostly "x read as sad"
+    y_pred[(y_true == "sad") & (np.arange(n) < 60)] = "neutral"
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
+
+    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=LABELS, zero_division=0)
+    metrics = {
+        "dataset": dataset, "protocol": protocol, "model": meta["name"], "labels": LABELS,
+        "n_samples": n, "accuracy": float(np.mean(y_true == y_pred)),
+        "balanced_accuracy": 0.8, "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
+        "accuracy_ci95": [0.8, 0.9],
+        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
+                          "support": int(s[i])} for i, c in enumerate(LABELS)},
+        "confusion": confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
+    }
+    out = tmp_path / "results" / dataset / protocol / meta["name"]
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    proba = np.full((n, 7), 0.05)
+    idx = [LABELS.index(v) for v in y_pred]
+    proba[np.arange(n), idx] = 0.7
+    cal = calibration_summary(np.array([LABELS.index(v) for v in y_true]), proba)
+    (out / "calibration.json").write_text(json.dumps(cal))
+    if groups:
+        g = np.where(np.arange(n) < 200, "site-a", "site-b")
+        gm = group_metrics(y_true, y_pred, {"site": g}, LABELS, n_boot=100)
+        (out / "groups.json").write_text(json.dumps(gm))
+    run = {"model": {"sha256": sha or meta["onnx"]["sha256"]}}
+    (out / "run.json").write_text(json.dumps(run))
+    return out, metrics, cal
+
+
+def _sections(text):
+    return re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+
+
+def test_card_has_every_section_in_order_without_reports(tmp_path):
+    d, _ = _model(tmp_path)
+    path = write_model_card(d, results_dirs=[tmp_path / "nothing"])
+    assert path == d / CARD_FILE
+    text = path.read_text()
+    assert _sections(text) == list(SECTIONS)
+    assert "No evaluation-harness report was found" in text
+    assert "**Not measured.**" in text
+    for word in ("employment", "education", "credit", "policing"):
+        assert word in text
+    assert "Expressions are not feelings" in text
+    assert "Posed vs spontaneous" in text and "Cultural" in text
+
+
+def test_card_reports_harness_figures(tmp_path):
+    d, meta = _model(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    _out, metrics, cal = _report(tmp_path, meta)
+    text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
+    # Metrics per dataset, per class, confusions, calibration, groups: all from the files.
+    acc = f"{100 * metrics['accuracy']:.1f} %"
+    assert re.search(rf"\| fer2013 \| official \| 400 \| {re.escape(acc)} \[80.0 %, 90.0 %\]",
+                     text)
+    happy = metrics["per_class"]["happy"]
+    assert f"| happy | {100 * happy['precision']:.1f} % | {100 * happy['recall']:.1f} %" in text
+    cm = np.array(metrics["confusion"])
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    assert f"- {LABELS[i]} read as {LABELS[j]}: {off[i, j]} images" in text
+    assert f"{100 * cal['ece']:.2f} %" in text
+    assert "site-a" in text and "worst group:" in text
+    assert "Test_accuracy" not in text and "test_accuracy: 61.2 %" in text
+    # Training data notes for FER-2013.
+    assert "No demographic labels" in text and "Label noise" in text and "duplicate" in text
+
+
+def test_card_training_notes_for_ckplus(tmp_path):
+    d, meta = _model(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    _report(tmp_path, meta, dataset="ckplus48", protocol="subject-10fold", groups=False)
+    text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
+    assert "Posed expressions" in text and "118 subjects" in text
+    assert "non-commercial research only" in text
+
+
+def test_licences_table(tmp_path):
+    d, _ = _model(tmp_path)
+    text = write_model_card(d, results_dirs=[tmp_path]).read_text()
+    lic = text.split("## Licences")[1].split("## ")[0]
+    assert "iBUG 300-W" in lic and "excludes commercial use" in lic
+    assert "shape_predictor_5_face_landmarks" in lic and "CC0" in lic
+    assert "Boost Software License" in lic
+    assert "Intel License Agreement" in lic
+    assert "MTCNN" in lic and "MIT" in lic
+    assert "CK+" in lic and "non-commercial" in lic
+    assert "BSD-3-Clause" in lic
+    assert "does not need the 68-point landmark model" in lic
+
+
+def test_landmark_feature_model_is_flagged_non_commercial(tmp_path):
+    d, _ = _model(tmp_path)
+    side = d / "model.json"
+    meta = json.loads(side.read_text())
+    meta["kind"] = "classical"
+    meta["features"] = {"spec": "hog+landmarks", "params": {}}
+    side.write_text(json.dumps(meta))
+    text = write_model_card(d, results_dirs=[tmp_path]).read_text()
+    assert "needs the 68-point landmark model" in text
+    assert "must not be used commercially" in text
+
+
+def test_stale_report_of_an_older_model_is_ignored(tmp_path):
+    d, meta = _model(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    _report(tmp_path, meta, sha="0" * 64)
+    evs = find_evaluations(d, results_dirs=[tmp_path / "results"])
+    assert len(evs) == 1 and evs[0]["stale"]
+    text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
+    assert "No evaluation-harness report was found" in text
+    assert "older model with the same name were ignored" in text
+
+
+def test_temperature_record_appears(tmp_path):
+    from classicfer.datasets._base import Dataset
+    from classicfer.evaluation.calibration import calibrate_model_dir
+
+    d, _ = _model(tmp_path)
+    rng = np.random.default_rng(0)
+    ds = Dataset(images=rng.integers(0, 256, (60, 48, 48), dtype=np.uint8),
+                 labels=np.array(LABELS)[rng.integers(0, 7, 60)], subjects=None,
+                 splits=np.array(["val"] * 60), paths=np.array([f"{i}.png" for i in range(60)]),
+                 name="fake")
+    rec = calibrate_model_dir(d, ds)
+    text = write_model_card(d, results_dirs=[tmp_path]).read_text()
+    assert f"T = {rec['temperature']:.3f}, fitted on fake:val (60 images)" in text
+
+
+def test_explicit_evaluations_and_bad_folder(tmp_path):
+    from classicfer.exceptions import ModelError
+
+    d, meta = _model(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    out, _, _ = _report(tmp_path, meta)
+    text = write_model_card(d, evaluations=[out], out=tmp_path / "c.md").read_text()
+    assert "| fer2013 | official | 400 |" in text
+    with pytest.raises(ModelError, match="no metrics.json"):
+        write_model_card(d, evaluations=[tmp_path])
+
+
+def test_cli_card(tmp_path):
+    d, _meta = _model(tmp_path)
+    r = CliRunner().invoke(cli, ["card", str(d), "--results", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert (d / CARD_FILE).is_file()
+    r = CliRunner().invoke(cli, ["card", str(d), "--stdout", "--results", str(tmp_path)])
+    assert r.exit_code == 0 and r.output.startswith("# Model card: fer-test")
+    r = CliRunner().invoke(cli, ["card", str(tmp_path / "missing")])
+    assert r.exit_code == 1
+    assert "Error: " in r.output and "no such model folder" in r.output
+    # A tampered model is refused.
+    (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes() + b"x")
+    r = CliRunner().invoke(cli, ["card", str(d)])
+    assert r.exit_code == 1 and "checksum mismatch" in r.output
