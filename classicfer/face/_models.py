@@ -11,9 +11,33 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 from pathlib import Path
 
 _FRM_INSTALL = "pip install face-recognition-models"
+_LOCAL = threading.local()
+
+
+def _per_thread(func):
+    """Cache ``func(*args)`` once per thread.
+
+    OpenCV's ``CascadeClassifier`` and dlib's detectors keep scratch buffers inside
+    the object: one instance used by two threads at once fails
+    (``getScaleData`` assertion) or returns wrong boxes. Each thread (e.g. each
+    worker of ``classicfer serve``) therefore gets its own instance.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args):
+        cache = getattr(_LOCAL, "cache", None)
+        if cache is None:
+            cache = _LOCAL.cache = {}
+        key = (func.__qualname__, args)
+        if key not in cache:
+            cache[key] = func(*args)
+        return cache[key]
+
+    return wrapper
 
 #: dlib model file names inside face_recognition_models/models/
 DLIB_FILES = {
@@ -70,7 +94,7 @@ def mtcnn_model_path(net: str) -> Path:
     return p
 
 
-@functools.cache
+@_per_thread
 def haar_cascade(name: str = "haarcascade_frontalface_default.xml"):
     """The OpenCV cascade shipped in ``cv2.data.haarcascades`` (cached)."""
     import cv2
@@ -86,14 +110,14 @@ def haar_cascade(name: str = "haarcascade_frontalface_default.xml"):
     return clf
 
 
-@functools.cache
+@_per_thread
 def dlib_hog_detector():
     import dlib
 
     return dlib.get_frontal_face_detector()
 
 
-@functools.cache
+@_per_thread
 def dlib_cnn_detector():
     import dlib
 
