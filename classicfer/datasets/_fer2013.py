@@ -145,10 +145,15 @@ def load_fer2013_csv(path, *, progress: bool = False) -> Dataset:
                                     "vocabulary 0-6 (0=angry 1=disgust 2=fear 3=happy 4=sad "
                                     "5=surprise 6=neutral)")
                 text = row[ip].strip()
-                with warnings.catch_warnings():  # fromstring stops (and warns) at garbage
-                    warnings.simplefilter("ignore")
-                    pix = np.fromstring(text, dtype=np.int32, sep=" ")
-                n = pix.size
+                try:
+                    with warnings.catch_warnings():  # older numpy stops and warns at garbage
+                        warnings.simplefilter("ignore")
+                        pix = np.fromstring(text, dtype=np.int32, sep=" ")
+                except ValueError:  # newer numpy raises
+                    pix = np.zeros(0, np.int32)
+                    n = -1
+                else:
+                    n = pix.size
                 if n != text.count(" ") + 1 and n != len(text.split()):
                     skipped.append((where, f"{where}: pixels are not all integers"))
                     continue
