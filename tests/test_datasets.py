@@ -9,11 +9,16 @@ from collections import Counter
 import cv2
 import numpy as np
 import pytest
-from conftest import (CLASS_ANGLES, FER_CLASSES, TINY_CK_SUBJECTS_PER_CLASS, TINY_FER_COUNTS,
-                      face_crop, requires_shared)
+from conftest import (
+    CLASS_ANGLES,
+    FER_CLASSES,
+    TINY_CK_SUBJECTS_PER_CLASS,
+    TINY_FER_COUNTS,
+    face_crop,
+    requires_shared,
+)
 
-from classicfer.datasets import (LOADERS, Dataset, detect_format, load_dataset,
-                                 load_fer2013_csv)
+from classicfer.datasets import LOADERS, Dataset, detect_format, load_dataset, load_fer2013_csv
 from classicfer.exceptions import ClassicferError, ConfigError, DataError
 from classicfer.labels import FER2013_IDS
 
@@ -128,7 +133,8 @@ def test_fer2013_folder(tiny_fer_folder):
                      "PrivateTest": "test"}[name.split("_")[0]]
         assert os.path.isabs(p)
     # the sha256 recorded while reading is the file's sha256
-    assert ds.sha256[5] == hashlib.sha256(open(ds.paths[5], "rb").read()).hexdigest()
+    with open(ds.paths[5], "rb") as fh:
+        assert ds.sha256[5] == hashlib.sha256(fh.read()).hexdigest()
     assert len(ds.split("val")) == 2 * per_class
 
 
@@ -145,7 +151,7 @@ def test_fer2013_folder_resizes_odd_sizes_and_uses_folder_split(tmp_path):
 def test_corrupt_files_are_skipped_counted_and_reported(tiny_fer_folder):
     cls = tiny_fer_folder / "train" / "happy"
     (cls / "Training_zero.jpg").write_bytes(b"")
-    good = (cls / sorted(os.listdir(cls))[0]).read_bytes()
+    good = (cls / min(os.listdir(cls))).read_bytes()
     (cls / "Training_trunc.jpg").write_bytes(good[: len(good) // 3])
     (cls / "Training_text.jpg").write_text("not an image at all")
     (cls / "notes.txt").write_text("hello")
@@ -394,7 +400,8 @@ def test_every_error_is_one_line(tmp_path):
 
 
 def test_every_loader_is_tested_here():
-    src = open(__file__).read()
+    with open(__file__) as fh:
+        src = fh.read()
     for fmt in LOADERS:
         assert f'"{fmt}"' in src, fmt
 

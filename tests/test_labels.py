@@ -1,8 +1,16 @@
 import pytest
 
 from classicfer.exceptions import ClassicferError, DataError
-from classicfer.labels import (AFFECTNET_IDS, CKPLUS_IDS, EMOTIONS, FER2013_IDS, JAFFE_CODES,
-                               SYNONYMS, canonical_label, label_order)
+from classicfer.labels import (
+    AFFECTNET_IDS,
+    CKPLUS_IDS,
+    EMOTIONS,
+    FER2013_IDS,
+    JAFFE_CODES,
+    SYNONYMS,
+    canonical_label,
+    label_order,
+)
 
 
 @pytest.mark.parametrize("name, expected", [
