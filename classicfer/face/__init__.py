@@ -24,7 +24,6 @@ from ._align import (
                      transform_points,
 )
 from ._augment import augment_face, flip_landmarks, random_augment
-from ._cropper import FaceCropper
 from ._detect import METHODS, detect_faces
 from ._draw import draw_faces
 from ._landmarks import BOX_ADJUST, MODELS, adjust_box, face_landmarks
@@ -53,3 +52,13 @@ __all__ = [
                      "random_augment",
                      "transform_points",
 ]
+
+
+def __getattr__(name):
+    # FaceCropper needs scikit-learn (slow to import); load it only when asked, so the
+    # kiosk runtime (detect + landmarks) does not import sklearn/joblib.
+    if name == "FaceCropper":
+        from ._cropper import FaceCropper
+
+        return FaceCropper
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
