@@ -12,9 +12,17 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from sklearn.svm import LinearSVC
 
 from classicfer.datasets import Dataset, load_dataset
-from classicfer.evaluation import (REPORT_FILES, PrefitClassifier, applicable_protocols,
-                                   bootstrap_accuracy_ci, classification_metrics, evaluate,
-                                   subject_kfold, top_confusions, write_report)
+from classicfer.evaluation import (
+    REPORT_FILES,
+    PrefitClassifier,
+    applicable_protocols,
+    bootstrap_accuracy_ci,
+    classification_metrics,
+    evaluate,
+    subject_kfold,
+    top_confusions,
+    write_report,
+)
 from classicfer.exceptions import ConfigError, DataError, ModelError
 
 
