@@ -30,6 +30,7 @@ import pytest
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
 ws_sync = pytest.importorskip("websockets.sync.client")
+ws_exceptions = pytest.importorskip("websockets.exceptions")
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -52,7 +53,7 @@ def write_y4m(path, image: np.ndarray, *, size=(640, 480), frames=10, fps=10) ->
     w, h = size
     ih, iw = image.shape[:2]
     s = min(w / iw, h / ih)
-    nw, nh = int(round(iw * s)) // 2 * 2, int(round(ih * s)) // 2 * 2
+    nw, nh = round(iw * s) // 2 * 2, round(ih * s) // 2 * 2
     canvas = np.full((h, w, 3), 40, np.uint8)
     x0, y0 = (w - nw) // 2, (h - nh) // 2
     canvas[y0:y0 + nh, x0:x0 + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
@@ -166,10 +167,9 @@ class Chromium:
 
     def close(self):
         if self.ws is not None:
-            try:
+            with contextlib.suppress(RuntimeError, OSError, TimeoutError, ValueError,
+                                     ws_exceptions.WebSocketException):
                 self.call("Browser.close", timeout=5)
-            except Exception:
-                pass
             self._stack.close()
         if self.proc is not None:
             try:

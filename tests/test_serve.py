@@ -19,9 +19,9 @@ import pytest
 
 pytest.importorskip("starlette")
 pytest.importorskip("python_multipart")
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from classicfer.serve import ServeLimits, create_app  # noqa: E402
+from classicfer.serve import ServeLimits, create_app
 
 STATIC = Path(__file__).resolve().parents[1] / "classicfer" / "serve" / "static"
 

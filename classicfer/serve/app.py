@@ -40,6 +40,7 @@ import math
 import platform
 import queue
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from importlib import resources
 
@@ -221,16 +222,14 @@ def _parse_multipart(body: bytes, content_type: str) -> tuple[bytes, str | None,
         parser = _multipart.MultipartParser(boundary, callbacks)
         parser.write(body)
         parser.finalize()
-    except ApiError:
-        raise
-    except Exception as e:  # python-multipart's own error types
+    except (ValueError, IndexError, KeyError) as e:  # python-multipart's errors are ValueErrors
         raise ApiError(400, "bad_multipart", f"malformed multipart/form-data body "
                        f"({e.__class__.__name__})") from None
 
     chosen = None
     fields = []
     for p in parts:
-        disp, opts = parse_options_header(p["headers"].get("content-disposition", ""))
+        _, opts = parse_options_header(p["headers"].get("content-disposition", ""))
         name = opts.get(b"name", b"").decode("utf-8", "replace")
         filename = opts.get(b"filename")
         fields.append(name)
@@ -310,10 +309,15 @@ class _Service:
         from PIL import Image
 
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                w, h = im.size
-        except Exception:  # not an image at all: read_image says so clearly
-            return
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(data)) as im:
+                    w, h = im.size
+        except Image.DecompressionBombError:
+            raise ApiError(413, "too_many_pixels", "image has more pixels than Pillow allows "
+                           "(decompression bomb); send a smaller image") from None
+        except (OSError, ValueError, SyntaxError, EOFError):
+            return  # not an image at all: read_image says so in its own words
         if w * h > self.limits.max_pixels:
             raise ApiError(413, "too_many_pixels",
                            f"image is {w}x{h} = {w * h:,} pixels, above the limit of "
@@ -497,4 +501,4 @@ class _SecurityHeaders:
         return await self.app(scope, receive, send_wrapper)
 
 
-__all__ = ["ServeLimits", "ApiError", "create_app"]
+__all__ = ["ApiError", "ServeLimits", "create_app"]
