@@ -195,3 +195,37 @@ def test_predictions_outside_labels_count_as_errors():
         f1_score(y_true, y_pred, labels=LABELS, average="macro", zero_division=0))
     with pytest.raises(DataError, match="not in"):
         group_metrics(y_pred, y_true, g, LABELS)  # unknown *true* labels are an error
+
+
+@pytest.mark.slow
+def test_evaluate_cli_writes_groups_report(tiny_ckplus48, tmp_path):
+    """The harness calls load_groups_csv / group_metrics / plot_group_metrics."""
+    import json
+    import os
+
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+    from classicfer.datasets import load_dataset
+
+    ds = load_dataset(tiny_ckplus48)
+    csv = tmp_path / "groups.csv"
+    rows = ["path,block"] + [f"{os.path.relpath(p, ds.root)},{'a' if s < 'S5' else 'b'}"
+                             for p, s in zip(ds.paths, ds.subjects)]
+    csv.write_text("\n".join(rows) + "\n")
+    r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_ckplus48), "--protocol",
+                                 "subject-kfold", "--folds", "3", "--features", "hog",
+                                 "--classifier", "linear-svm", "--groups", str(csv), "--out",
+                                 str(tmp_path / "res"), "--gallery", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    (gj,) = (tmp_path / "res").glob("*/subject-kfold/*/groups.json")
+    g = json.loads(gj.read_text())
+    assert set(g["attributes"]["block"]["groups"]) <= {"a", "b"}
+    assert sum(v["n"] for v in g["attributes"]["block"]["groups"].values()) == len(ds)
+    assert (gj.parent / "groups.png").is_file()
+    csv.write_text("path,block\nnope.png,a\n")
+    r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_ckplus48), "--protocol",
+                                 "subject-kfold", "--folds", "3", "--features", "hog",
+                                 "--classifier", "linear-svm", "--groups", str(csv), "--out",
+                                 str(tmp_path / "res2"), "--quiet"])
+    assert r.exit_code == 1 and "Error: " in r.output and "matches an image" in r.output
