@@ -11,8 +11,14 @@ import pytest
 
 from classicfer.exceptions import ConfigError, ImageError, ModelError
 from classicfer.labels import EMOTIONS
-from classicfer.runtime import (FaceResult, Predictor, crop_face, list_models, load_model,
-                                read_sidecar)
+from classicfer.runtime import (
+    FaceResult,
+    Predictor,
+    crop_face,
+    list_models,
+    load_model,
+    read_sidecar,
+)
 from classicfer.runtime._testing import make_linear_model
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "classicfer" / "data" / "astronaut.jpg"

@@ -50,7 +50,6 @@ def watch(camera, video, out, csv_path, show, smoothing, notice, max_frames, max
     """
     from ..runtime._watch import parse_smoothing
     from ..runtime._watch import watch as run
-
     from ._common import warn
 
     if camera is None and video is None:

@@ -163,7 +163,7 @@ def open_source(camera=None, video=None):
 
 
 class _CsvOut:
-    COLS = ["frame", "time_s", "track", "x", "y", "w", "h", "label", "confidence", "status"]
+    COLS = ("frame", "time_s", "track", "x", "y", "w", "h", "label", "confidence", "status")
 
     def __init__(self, path, labels):
         import csv
@@ -171,7 +171,7 @@ class _CsvOut:
         self.fh = open(path, "w", newline="")  # noqa: SIM115 (closed in close())
         self.labels = list(labels)
         self.w = csv.writer(self.fh)
-        self.w.writerow(self.COLS + [f"p_{lab}" for lab in self.labels])
+        self.w.writerow([*self.COLS] + [f"p_{lab}" for lab in self.labels])
         self.fh.flush()
 
     def write(self, frame_idx, t, tracks, faces):
