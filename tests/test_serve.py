@@ -324,3 +324,36 @@ def test_serve_command_help_and_bad_model(tmp_path):
     assert res.exit_code == 1
     assert res.output.strip().splitlines()[-1].startswith("Error: ")
     assert "no such model folder" in res.output
+
+
+def test_slow_body_is_408_and_frees_its_slot(predictor):
+    import anyio
+
+    app = create_app([predictor], body_timeout=0.3, workers=1, max_pending=1)
+    sent = []
+
+    async def receive():
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b"\xff\xd8", "more_body": True}
+        await anyio.sleep(5)  # the rest never comes in time
+        return {"type": "http.disconnect"}
+
+    messages = []
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/predict", "raw_path": b"/predict",
+             "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
+             "client": ("127.0.0.1", 5000),
+             "headers": [(b"content-type", b"image/jpeg"), (b"content-length", b"1000")]}
+    t0 = time.monotonic()
+    anyio.run(app, scope, receive, send)
+    assert time.monotonic() - t0 < 3
+    start = next(m for m in messages if m["type"] == "http.response.start")
+    body = json.loads(b"".join(m.get("body", b"") for m in messages
+                               if m["type"] == "http.response.body"))
+    assert start["status"] == 408 and body["error"] == "timeout"
+    assert app.state.service.in_flight == 0

@@ -86,16 +86,23 @@ class ServeLimits:
     max_pending : int
         Requests admitted at once, including those reading their body or waiting for a
         worker; further requests get 503 at once.
+    body_timeout : float
+        Seconds allowed to receive a request body (408 after), so slow senders cannot
+        hold the admitted slots.
     """
 
     max_upload_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 4096 * 4096
     workers: int = 2
     max_pending: int = 16
+    body_timeout: float = 15.0
 
     def __post_init__(self):
         from ..exceptions import ConfigError
 
+        if not isinstance(self.body_timeout, (int, float)) or not self.body_timeout > 0:
+            raise ConfigError(f"body_timeout must be a positive number of seconds, got "
+                              f"{self.body_timeout!r}")
         for name in ("max_upload_bytes", "max_pixels", "workers", "max_pending"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -166,7 +173,16 @@ def _is_image_type(mt: str) -> bool:
     return mt.startswith("image/") or mt in RAW_TYPES
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    try:
+        with anyio.fail_after(timeout):
+            return await _read_body_now(request, limit)
+    except TimeoutError:
+        raise ApiError(408, "timeout", f"the request body did not arrive within {timeout:g} s; "
+                       f"send the whole image at once", headers={"Connection": "close"}) from None
+
+
+async def _read_body_now(request: Request, limit: int) -> bytes:
     cl = request.headers.get("content-length")
     if cl is not None:
         try:
@@ -356,8 +372,9 @@ def create_app(predictor=None, *, model=None, detector: str = "haar",
     predictor : object or list of objects, optional
         Anything with ``predict_record(image, path) -> dict`` (a
         :class:`classicfer.runtime.Predictor`). A list gives one predictor per worker;
-        a single object is shared by all workers (it must then be thread-safe). By
-        default ``limits.workers`` predictors are built from ``model`` and ``detector``.
+        a single object, or a list shorter than ``limits.workers``, is shared between
+        workers (it must then be thread-safe, as ``Predictor`` is). By default
+        ``limits.workers`` predictors are built from ``model`` and ``detector``.
     model : str or Path, optional
         Model folder (default: the bundled model or ``$CLASSICFER_MODEL``).
     detector : str
@@ -388,7 +405,10 @@ def create_app(predictor=None, *, model=None, detector: str = "haar",
             raise ConfigError("predictor list is empty")
         predictors = list(predictor)
     else:
-        predictors = [predictor] * limits.workers
+        predictors = [predictor]
+    # Predictors are thread-safe (per-thread detectors, one onnxruntime session), so a
+    # shorter list is repeated to give every worker one.
+    predictors = (predictors * limits.workers)[:max(len(predictors), limits.workers)]
     service = _Service(predictors, limits)
 
     async def predict(request: Request):
@@ -400,7 +420,7 @@ def create_app(predictor=None, *, model=None, detector: str = "haar",
         try:
             ctype = _media_type(request.headers.get("content-type"))
             if ctype == "multipart/form-data":
-                body = await _read_body(request, limits.max_upload_bytes)
+                body = await _read_body(request, limits.max_upload_bytes, limits.body_timeout)
                 data, filename, ptype = _parse_multipart(body, request.headers["content-type"])
                 del body
                 if not _is_image_type(ptype):
@@ -409,7 +429,7 @@ def create_app(predictor=None, *, model=None, detector: str = "haar",
                                    f"(image/jpeg, image/png, ...)")
                 name = filename or "upload"
             elif ctype and _is_image_type(ctype):
-                data = await _read_body(request, limits.max_upload_bytes)
+                data = await _read_body(request, limits.max_upload_bytes, limits.body_timeout)
                 name = "upload"
             else:
                 raise ApiError(415, "unsupported_type",
