@@ -326,3 +326,19 @@ def test_bundled_models_are_valid():
         p = m.predict_proba(np.full((48, 48), 128, np.uint8))
         assert p.shape == (1, len(meta["labels"]))
         assert set(meta["labels"]) <= set(EMOTIONS)
+
+
+def test_predict_and_load_open_no_network(linear_model, tmp_path):
+    """Loading a model, detecting, landmarks and classifying open no socket."""
+    from classicfer.netguard import no_network
+    from classicfer.runtime import _model, _predict
+
+    _model._CACHE.clear()
+    _predict._DEFAULT.clear()
+    with no_network():
+        import classicfer
+
+        faces = classicfer.predict(str(ASTRONAUT), model=str(linear_model), landmarks="5")
+        assert len(faces) == 1
+        rec = Predictor(load_model(linear_model, cache=False)).predict_record(str(ASTRONAUT))
+        assert rec["faces"]
