@@ -92,7 +92,9 @@ def read_many(paths, *, size=None, crops=None, progress=False, desc="images", n_
             return None, None, f"{p}: cannot decode image ({e.__class__.__name__}: {e})"
 
     # One task per chunk of files: a future per file costs more than decoding a 48x48 JPEG.
-    n_threads = n_threads or min(8, 2 * (os.cpu_count() or 1))
+    # More threads than cores: on a cold page cache the reads wait on the disk, and OpenCV
+    # decodes without the GIL.
+    n_threads = n_threads or min(16, 4 * (os.cpu_count() or 1) + 4)
     chunk = max(16, min(512, len(paths) // (4 * n_threads) + 1))
     starts = range(0, len(paths), chunk)
     results = [None] * len(paths)
