@@ -342,3 +342,27 @@ def test_predict_and_load_open_no_network(linear_model, tmp_path):
         assert len(faces) == 1
         rec = Predictor(load_model(linear_model, cache=False)).predict_record(str(ASTRONAUT))
         assert rec["faces"]
+
+
+def test_fast_decode_matches_read_image(tmp_path):
+    """The runtime's OpenCV decode path gives read_image's pixels (incl. EXIF rotation)."""
+    from PIL import Image
+
+    from classicfer.imageio import read_image
+    from classicfer.runtime._decode import decode_image
+
+    assert np.array_equal(decode_image(ASTRONAUT), read_image(ASTRONAUT))
+    im = Image.open(ASTRONAUT).crop((0, 0, 300, 200))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when displayed
+    p = tmp_path / "rot.jpg"
+    im.save(p, exif=exif, quality=95)
+    a, b = decode_image(p), read_image(p)
+    assert a.shape == b.shape == (300, 200, 3)
+    assert np.abs(a.astype(int) - b).mean() < 1.0
+    gray = tmp_path / "g.png"
+    Image.fromarray(read_image(ASTRONAUT, gray=True)).save(gray)
+    assert np.array_equal(decode_image(gray), read_image(gray))
+    data = ASTRONAUT.read_bytes()
+    with pytest.raises(ImageError, match="truncated|cannot decode"):
+        decode_image(data[: len(data) // 2])

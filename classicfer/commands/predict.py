@@ -157,9 +157,9 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, model, detector, 
         rec = None
         if err is None:
             try:
-                from ..imageio import read_image
+                from ..runtime._decode import decode_image
 
-                img = read_image(path)
+                img = decode_image(path)
                 rec = predictor.predict_record(img, path)
                 if out_dir:
                     _save_annotated(img, predictor, rec, _out_path(out_dir, path, used),

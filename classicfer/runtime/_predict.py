@@ -84,12 +84,13 @@ class FaceResult:
 
 def _to_image(image, what="image"):
     """path / bytes / file / ndarray -> uint8 RGB or gray ndarray."""
-    from ..imageio import as_uint8_image, read_image
+    from ..imageio import as_uint8_image
+    from ._decode import decode_image
 
     if isinstance(image, np.ndarray):
         return as_uint8_image(image) if image.ndim == 3 else as_uint8_image(image, gray=True)
     if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(image, "read"):
-        return read_image(image)
+        return decode_image(image)
     if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
         return as_uint8_image(np.asarray(image.convert("RGB")))
     raise ImageError(f"expected a path, bytes or an ndarray for {what}, got {type(image).__name__}")
