@@ -38,6 +38,8 @@ def load_runs(root) -> list[dict]:
             m = json.loads(p.read_text())
         except json.JSONDecodeError as e:
             raise DataError(f"{p}: invalid JSON ({e}); rerun classicfer evaluate") from None
+        if not isinstance(m, dict) or not {"protocol", "accuracy", "model"} <= set(m):
+            continue  # some other tool's metrics.json, not a classicfer evaluate run
         m["_dir"] = p.parent.relative_to(root).as_posix()
         runs.append(m)
     return runs

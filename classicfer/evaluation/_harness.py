@@ -156,15 +156,50 @@ def _model_labels(est):
     return [str(c) for c in getattr(est, "classes_", [])]
 
 
-def _fit(spec: ModelSpec, params: dict | None, X, y):
+def _build(spec: ModelSpec, params: dict | None):
     from sklearn.base import clone
 
     if spec.factory is not None and params:
-        est = spec.factory(params)
-    else:
-        est = clone(spec.estimator)
-        if params:
-            est.set_params(**params)
+        return spec.factory(params)
+    est = clone(spec.estimator)
+    if params:
+        est.set_params(**params)
+    return est
+
+
+def _stateless(step) -> bool:
+    from sklearn.pipeline import FeatureUnion
+    from sklearn.utils import get_tags
+
+    if isinstance(step, FeatureUnion):
+        parts = [t for _, t in step.transformer_list if t not in ("drop", "passthrough")]
+        return bool(parts) and all(_stateless(t) for t in parts)
+    try:
+        return get_tags(step).requires_fit is False
+    except (AttributeError, TypeError, ValueError):
+        return False
+
+
+def _precomputable(spec: ModelSpec) -> bool:
+    """True when the pipeline starts with a stateless feature step shared by every fit."""
+    from sklearn.pipeline import Pipeline
+
+    est = spec.estimator
+    if not isinstance(est, Pipeline) or len(est.steps) < 2 or not _stateless(est.steps[0][1]):
+        return False
+    first = repr(est.steps[0][1])
+    for combo in itertools.product(*(spec.grid[k] for k in sorted(spec.grid))):
+        params = dict(zip(sorted(spec.grid), combo))
+        if repr(_build(spec, params).steps[0][1]) != first:
+            return False  # the grid changes the features: compute them per candidate
+    return True
+
+
+def _fit(spec: ModelSpec, params: dict | None, X, y, *, head: bool = False):
+    """Fit a fresh copy (``head``: only the steps after the precomputed features)."""
+    est = _build(spec, params)
+    if head:
+        est = est[1:]
     t0 = time.perf_counter()
     est.fit(X, y)
     return est, time.perf_counter() - t0
@@ -321,6 +356,24 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         if len(te) == 0:
             raise DataError(f"{test_ds.name}: protocol {protocol!r} leaves an empty test set")
 
+    # Stateless features (HOG, LBP...) are computed once for every row, not once per
+    # fold; their cost per image is added back to each fold's fit and predict times.
+    feats_test = feats_fit = None
+    per_img = 0.0
+    if not spec.prefit and _precomputable(spec):
+        feat = spec.estimator.steps[0][1]
+        t0 = time.perf_counter()
+        feats_test = feat.transform(_take(test_ds.images, rows))
+        n_done = len(rows)
+        if protocol == "cross-dataset":
+            feats_fit = feat.transform(_take(dataset.images, fit_rows))
+            n_done += len(fit_rows)
+        per_img = (time.perf_counter() - t0) / max(n_done, 1)
+
+    def X_at(pos):
+        return feats_test[pos] if feats_test is not None else _take(test_ds.images, rows[pos])
+
+    head = feats_test is not None
     out_pred, out_proba, out_fold, out_pos = [], [], [], []
     fold_rows, selection, selected = [], [], {}
     score_kind = None
@@ -329,27 +382,29 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         it = progress(it)
     for k, (tr, va, te) in it:
         fit_time = None
-        X_te = _take(test_ds.images, rows[te])
+        X_te = X_at(te)
         if spec.prefit:
             est = spec.estimator
             n_train = 0
         else:
             if protocol == "cross-dataset":
-                X_tr, y_tr = _take(dataset.images, fit_rows), fit_y
+                X_tr = feats_fit if head else _take(dataset.images, fit_rows)
+                y_tr = fit_y
             else:
-                X_tr, y_tr = _take(test_ds.images, rows[tr]), y_all[tr]
+                X_tr, y_tr = X_at(tr), y_all[tr]
             n_train = len(y_tr)
             if len(set(y_tr)) < 2:
                 raise DataError(f"fold {k}: the training rows hold fewer than 2 classes")
             if spec.grid:
                 if len(va) == 0:
                     raise DataError(f"{test_ds.name}: a parameter grid needs a val split")
-                X_va, y_va = _take(test_ds.images, rows[va]), y_all[va]
+                X_va, y_va = X_at(va), y_all[va]
                 keys = sorted(spec.grid)
                 best = None
                 for combo in itertools.product(*(spec.grid[k_] for k_ in keys)):
                     params = dict(zip(keys, combo))
-                    est_c, t_c = _fit(spec, params, X_tr, y_tr)
+                    est_c, t_c = _fit(spec, params, X_tr, y_tr, head=head)
+                    t_c += per_img * n_train
                     acc = float(np.mean(est_c.predict(X_va).astype(str) == y_va))
                     selection.append({"params": params, "val_accuracy": acc,
                                       "fit_time": t_c})
@@ -357,7 +412,8 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
                         best = (acc, params, est_c, t_c)
                 _, selected, est, fit_time = best
             else:
-                est, fit_time = _fit(spec, None, X_tr, y_tr)
+                est, fit_time = _fit(spec, None, X_tr, y_tr, head=head)
+                fit_time += per_img * n_train
         t0 = time.perf_counter()
         if isinstance(est, PrefitClassifier):
             raw = est.predict_proba(X_te)  # one pass gives both labels and scores
@@ -371,6 +427,7 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
             proba, kind = _scores(est, X_te, labels)
             if restrict and proba is not None:
                 pred = np.asarray(labels)[np.argmax(proba, axis=1)]
+        pred_time += per_img * len(te)
         score_kind = kind if score_kind in (None, kind) else "mixed"
         y_te = y_all[te]
         fm = classification_metrics(y_te, pred, labels)
@@ -392,9 +449,18 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
     if proba is None:
         score_kind = None
     desc = dict(spec.description)
+    if head:
+        desc["features_precomputed"] = True
+        desc["feature_seconds_per_image"] = per_img
+    # Where the model learned: the protocol's own rows, --data for cross-dataset, or
+    # (prefit) what its sidecar says.
+    if dataset is not None and (not spec.prefit or protocol == "cross-dataset"):
+        train_name = dataset.name
+    else:
+        train_name = str((desc.get("training") or {}).get("dataset") or "") or None
     return EvaluationResult(
-        dataset=(f"{dataset.name}-to-{test_ds.name}" if protocol == "cross-dataset"
-                 and dataset is not None else test_ds.name),
+        dataset=(f"{train_name or 'prefit'}-to-{test_ds.name}" if protocol == "cross-dataset"
+                 else test_ds.name),
         protocol=protocol, model=spec.name, model_kind=spec.kind, labels=list(labels),
         rows=rows[pos], y_true=y_all[pos], y_pred=np.concatenate(out_pred)[order].astype(str),
         proba=proba, score_kind=score_kind, fold=np.concatenate(out_fold)[order],
@@ -402,6 +468,5 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         subjects=None if subj_all is None else subj_all[pos], seed=seed, splitter=splitter,
         model_description=desc, selection=selection, selected_params=selected, notes=notes,
         label_map=label_map,
-        train_dataset=(dataset.name if dataset is not None else
-                       (desc.get("training") or {}).get("dataset")),
+        train_dataset=train_name,
     )

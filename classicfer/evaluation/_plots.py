@@ -30,7 +30,8 @@ def plot_confusion(confusion, labels, path, *, title: str = "") -> None:
                 ax.text(j, i, "0", ha="center", va="center", fontsize=8, color="#aaaaaa")
                 continue
             color = "white" if cmn[i, j] > 0.55 else "black"
-            ax.text(j, i, f"{int(cm[i, j])}\n{100 * cmn[i, j]:.0f}%", ha="center",
+            pct = "<1%" if cmn[i, j] < 0.005 else f"{100 * cmn[i, j]:.0f}%"
+            ax.text(j, i, f"{int(cm[i, j])}\n{pct}", ha="center",
                     va="center", fontsize=9 if n <= 8 else 7, color=color)
     ticks = [f"{c}\n(n={int(rows[i, 0])})" for i, c in enumerate(labels)]
     ax.set_xticks(range(n), labels=labels, rotation=35, ha="right", fontsize=10)

@@ -242,6 +242,16 @@ def write_report(result, dataset, out_dir, *, command=None, n_boot: int = 1000,
     wrong = np.flatnonzero(result.y_true != result.y_pred)
     c = np.where(np.isfinite(conf[wrong]), conf[wrong], -1.0)
     order = wrong[np.lexsort((result.paths[wrong], -c))]
+    if result.subjects is not None:
+        # One tile per (subject, true class): CK+ keeps 3 frames of a sequence, and three
+        # near-identical tiles teach nothing.
+        seen, keep = set(), []
+        for i in order:
+            key = (result.subjects[i], result.y_true[i])
+            if key not in seen:
+                seen.add(key)
+                keep.append(i)
+        order = np.asarray(keep, dtype=int)
     order = order[:gallery]
     imgs = [dataset.images[int(r)] for r in result.rows[order]]
     what = {"probability": "probability", "decision": "softmax of decision scores",
