@@ -329,3 +329,19 @@ def test_dataset_without_anything_has_no_default_protocol():
                  name="bare")
     with pytest.raises(DataError, match="cross-dataset"):
         evaluate(pixel_model(), ds)
+
+
+def test_predictions_equal_a_manual_fold_loop(ck):
+    """Features computed once per run give the same predictions as fitting per fold."""
+    from sklearn.base import clone
+
+    model = pixel_model(LogisticRegression(max_iter=300))
+    res = evaluate(model, ck, "subject-kfold", folds=3, seed=2)
+    assert res.model_description.get("features_precomputed") is True
+    folds, _ = subject_kfold(ck.labels, ck.subjects, n_splits=3, seed=2)
+    manual = np.empty(len(ck), dtype=object)
+    for tr, te in folds:
+        manual[te] = clone(model).fit(ck.images[tr], ck.labels[tr]).predict(ck.images[te])
+    assert np.array_equal(res.rows, np.arange(len(ck)))
+    assert np.array_equal(res.y_pred, manual.astype(str))
+    assert all(f["fit_time"] > 0 and f["predict_time"] > 0 for f in res.folds)
