@@ -260,3 +260,26 @@ def test_show_without_display_warns_and_continues(model, video, monkeypatch):
                                  "--max-frames", "2"])
     assert r.exit_code == 0, r.output
     assert "--show ignored" in r.output
+
+
+def test_roi_detection_follows_the_face(model, video, tmp_path):
+    """Between full scans, detection around the track finds the same (moving) face."""
+    from classicfer.runtime import _watch
+
+    calls = {"full": 0}
+    pred = Predictor(model, min_size=40)
+    real = pred.find_faces
+
+    def counting(img):
+        calls["full"] += 1
+        return real(img)
+
+    pred.find_faces = counting
+    csv_path = tmp_path / "roi.csv"
+    stats = _watch.watch(pred, video=video, csv=csv_path, full_scan_every=5)
+    assert stats["frames"] == N_FRAMES
+    rows = list(csv.DictReader(csv_path.open()))
+    assert len(rows) >= N_FRAMES - 1 and {r["track"] for r in rows} == {"1"}
+    xs = [int(r["x"]) for r in rows]
+    assert xs[-1] > xs[0]
+    assert calls["full"] < N_FRAMES  # the other frames used the tracked region

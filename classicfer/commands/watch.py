@@ -28,10 +28,14 @@ from ._runtime_opts import make_predictor, predictor_options
               help="Stop after this many frames.")
 @click.option("--max-faces", type=click.IntRange(1), default=None,
               help="Track at most this many faces (the largest).")
+@click.option("--full-scan-every", type=click.IntRange(1), default=10, show_default=True,
+              help="Detect on the whole frame every N frames (new faces appear within N "
+                   "frames); in between only around tracked faces. 1 = every frame.")
 @click.option("--quiet", "-q", is_flag=True, help="No summary line.")
 @predictor_options
 @handle_errors
-def watch(camera, video, out, csv_path, show, smoothing, notice, max_frames, max_faces, quiet,
+def watch(camera, video, out, csv_path, show, smoothing, notice, max_frames, max_faces,
+          full_scan_every, quiet,
           model, detector, landmarks, crop, min_size, min_face, min_confidence, threads,
           blur_faces):
     """Live expressions from a camera or video, with face tracking and smoothing.
@@ -61,7 +65,7 @@ def watch(camera, video, out, csv_path, show, smoothing, notice, max_frames, max
                                min_confidence, threads, max_faces=max_faces)
     stats = run(predictor, camera=camera, video=video, out=out, csv=csv_path, show=show,
                 smoothing=smoothing, notice=notice, blur=blur_faces, max_frames=max_frames,
-                log=warn)
+                full_scan_every=full_scan_every, log=warn)
     if not quiet:
         click.echo(f"{stats['source']}: {stats['frames']} frames, {stats['faces']} face "
                    f"detections, {stats['tracks']} tracks, {stats['fps']:.1f} fps "
