@@ -68,12 +68,21 @@ def main(argv=None):
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/ckplus48"))
     ap.add_argument("--out", default=str(ROOT / "results/responsible/ckplus48-subject-blocks"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--readme-only", action="store_true",
+                    help="only re-render README.md from an existing groups.json")
     args = ap.parse_args(argv)
 
+    out = Path(args.out)
+    name = "hog-linear-svm-groups-demo"
+    if not args.readme_only:
+        run_evaluation(args, out, name)
+    write_readme(args, out, name)
+
+
+def run_evaluation(args, out, name):
     from classicfer.datasets import load_dataset
 
     ds = load_dataset(args.data)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     blocks = subject_blocks(ds.subjects)
     frames = frame_positions(ds.paths)
@@ -84,22 +93,31 @@ def main(argv=None):
         for p, s in zip(ds.paths, ds.subjects):
             w.writerow([os.path.relpath(p, ds.root), blocks[s], frames[p]])
 
-    name = "hog-linear-svm-groups-demo"
     cmd = [str(Path(sys.executable).with_name("classicfer")), "evaluate", "--data", args.data,
            "--protocol", "subject-kfold", "--features", "hog", "--classifier", "linear-svm",
            "--name", name, "--groups", str(groups_csv), "--out", str(out),
            "--seed", str(args.seed), "--gallery", "0", "--quiet"]
     print(" ".join(cmd), flush=True)
     subprocess.run(cmd, check=True, cwd=ROOT)
-
     report = next(out.glob(f"*/subject-kfold/{name}"))
     # No gallery of CK+ faces in the repository: the CK+ agreement restricts publishing
     # subjects' images (and with --gallery 0 the file is only a placeholder).
     (report / "misclassified.png").unlink(missing_ok=True)
+
+
+def write_readme(args, out, name):
+    report = next(out.glob(f"*/subject-kfold/{name}"))
     g = json.loads((report / "groups.json").read_text())
     from classicfer.evaluation.fairness import group_metrics_markdown
 
     rel = report.relative_to(ROOT)
+    metrics = json.loads((report / "metrics.json").read_text())
+    blocks = g["attributes"]["subject_block"]["groups"]
+    rarest = min(metrics["per_class"], key=lambda c: metrics["per_class"][c]["support"])
+    share = {b: r["support"][rarest] for b, r in blocks.items()}
+    mix = (f"{rarest}: " + ", ".join(f"{n} of {sum(share.values())} images in {b}"
+                                     for b, n in share.items())
+           + f"; its recall is {100 * metrics['per_class'][rarest]['recall']:.1f} % overall")
     text = [
         "# Per-group evaluation workflow on CK+48 (demonstration)",
         "",
@@ -121,12 +139,12 @@ def main(argv=None):
         "subject are correlated (3 frames per sequence, several sequences per subject), so "
         "these intervals are too narrow for subject-level claims."),
         "",
-        ("Reading the table: the subject blocks differ in their class mix (e.g. contempt "
-        "sequences are not spread evenly over subject ids), so an accuracy gap between "
-        "blocks can come from which classes they contain as much as from who is in them; "
-        "per-class true-positive-rate gaps and macro-F1 are the fairer comparison. A "
-        "macro-F1 interval can be wide and lopsided when a rare class has only a few "
-        "images in a group (resamples without it average over fewer classes)."),
+        (f"Reading the table: the subject blocks differ in their class mix ({mix}), so "
+         "an accuracy gap between "
+         "blocks can come from which classes they contain as much as from who is in them; "
+         "per-class true-positive-rate gaps and macro-F1 are the fairer comparison. A "
+         "macro-F1 interval can be wide and lopsided when a rare class has only a few "
+         "images in a group (resamples without it average over fewer classes)."),
         "",
         group_metrics_markdown(g),
         ("No gallery of misclassified faces is kept: the CK+ agreement restricts publishing "
