@@ -258,7 +258,8 @@ def watch(predictor, *, camera=None, video=None, out=None, csv=None, show=False,
             faces, tracks = _process(predictor, tracker, rgb, idx, full_scan_every)
             dt = time.perf_counter() - t0
             inst = 1.0 / dt if dt > 0 else 0.0
-            fps = inst if fps is None else 0.9 * fps + 0.1 * inst
+            if idx > 0:  # frame 0 includes loading the detector and landmark models
+                fps = inst if fps is None else 0.9 * fps + 0.1 * inst
             t_video = idx / src_fps if video is not None else time.perf_counter() - t_start
             if csv_out:
                 csv_out.write(idx, t_video, tracks, faces)
