@@ -202,3 +202,16 @@ def test_no_input_is_a_usage_error(model):
     r = CliRunner().invoke(cli, ["predict", "--model", model])
     assert r.exit_code == 2
     assert "IMAGE" in r.output
+
+
+def test_demo_with_the_default_model():
+    """README's first command: ``classicfer predict --demo`` with the bundled model."""
+    from classicfer.runtime import list_models
+
+    if not list_models():
+        pytest.skip("no model bundled in classicfer/models/ yet")
+    r = CliRunner().invoke(cli, ["predict", "--demo", "--json"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    (face,) = json.loads(r.stdout)[0]["faces"]
+    assert max(face["probabilities"], key=face["probabilities"].get) in EMOTIONS
+    assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-4)
