@@ -366,3 +366,25 @@ def test_fast_decode_matches_read_image(tmp_path):
     data = ASTRONAUT.read_bytes()
     with pytest.raises(ImageError, match="truncated|cannot decode"):
         decode_image(data[: len(data) // 2])
+
+
+def test_predictor_is_thread_safe(linear_model):
+    """One Predictor shared by threads (as `serve` does) gives the same answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    p = Predictor(linear_model)
+    arr = np.asarray(Image.open(ASTRONAUT).convert("RGB"))
+    crop = np.asarray(Image.open(ASTRONAUT).convert("L").resize((48, 48)))
+    want = p.predict(arr)[0].probabilities
+    nodetect = Predictor(linear_model, detect=False)
+    want_crop = nodetect.predict(crop)[0].probabilities
+
+    def job(i):
+        if i % 2:
+            return p.predict(arr)[0].probabilities == want
+        return nodetect.predict(crop)[0].probabilities == want_crop
+
+    with ThreadPoolExecutor(4) as ex:
+        assert all(ex.map(job, range(16)))

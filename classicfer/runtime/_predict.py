@@ -194,7 +194,7 @@ class Predictor:
             f.landmarks = face_landmarks(gray, f.box, model=self.landmarks, source=f.method)
             f.layout = None
 
-    def crops(self, image, faces) -> np.ndarray:
+    def crops(self, image, faces, mode=None) -> np.ndarray:
         import cv2
 
         src = image
@@ -202,7 +202,8 @@ class Predictor:
             src = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         elif not self.gray and image.ndim == 2:
             src = np.repeat(image[:, :, None], 3, axis=2)
-        out = [crop_face(src, f.box, f.landmarks, size=self.model.input_size, mode=self.crop,
+        out = [crop_face(src, f.box, f.landmarks, size=self.model.input_size,
+                         mode=mode or self.crop,
                          detector=self.detector, layout=getattr(f, "layout", None))
                for f in faces]
         return self.model.prepare(out)
@@ -257,11 +258,7 @@ class Predictor:
             self.add_landmarks(img, ok)
             crops = self.crops(img, ok)
         else:
-            saved, self.crop = self.crop, "whole"
-            try:
-                crops = self.crops(img, ok)
-            finally:
-                self.crop = saved
+            crops = self.crops(img, ok, mode="whole")
         t3 = clock()
         if self.model.kind == "classical" and len(crops):
             feats = self.model.features(crops)
