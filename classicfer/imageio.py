@@ -16,7 +16,7 @@ import numpy as np
 from .exceptions import ImageError
 
 #: Largest image accepted, in pixels (about 8K x 5K). Override with ``CLASSICFER_MAX_PIXELS``.
-MAX_PIXELS: int = int(os.environ.get("CLASSICFER_MAX_PIXELS", 40_000_000))
+MAX_PIXELS: int = int(os.environ.get("CLASSICFER_MAX_PIXELS", "40000000"))
 
 
 def _to_uint8(arr: np.ndarray) -> np.ndarray:
@@ -98,8 +98,11 @@ def read_image(source, *, gray: bool = False) -> np.ndarray:
         if os.path.getsize(name) == 0:
             raise ImageError(f"{name}: empty file (0 bytes)")
         fh = name
-    else:
+    elif hasattr(source, "read"):
         fh = source
+    else:
+        raise ImageError(f"expected a path, bytes or a binary file object, got "
+                         f"{type(source).__name__}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

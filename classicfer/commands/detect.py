@@ -1,0 +1,140 @@
+"""``classicfer detect``: find faces (and landmarks) in images."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import handle_errors
+
+_METHODS = ("haar", "dlib-hog", "dlib-cnn", "mtcnn")
+_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+
+def _expand(inputs):
+    """Files as given; folders -> their image files (recursive, sorted)."""
+    from pathlib import Path
+
+    out = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*")
+                              if q.is_file() and q.suffix.lower() in _EXTS))
+        else:
+            out.append(p)
+    return out
+
+
+@click.command()
+@click.argument("images", nargs=-1, type=click.Path())
+@click.option("--method", "-m", type=click.Choice(_METHODS), default="haar", show_default=True,
+              help="Face detector.")
+@click.option("--landmarks", "-l", type=click.Choice(["none", "5", "68"]), default="none",
+              show_default=True,
+              help="dlib landmark model to run on each face (mtcnn always gives its 5).")
+@click.option("--min-size", type=float, default=None,
+              help="Smallest face side in pixels (default depends on --method).")
+@click.option("--upsample", type=click.IntRange(0, 3), default=0, show_default=True,
+              help="Upscale 2**N times before detecting (small faces).")
+@click.option("--out", "out_path", type=click.Path(), default=None,
+              help="Annotated PNG (boxes, landmarks); a folder when there are several inputs.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (boxes, scores, landmarks).")
+@click.option("--demo", is_flag=True, help="Use the bundled astronaut photo as input.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@handle_errors
+def detect(images, method, landmarks, min_size, upsample, out_path, as_json, demo, quiet):
+    """Detect faces in IMAGES (files or folders) and report boxes and landmarks.
+
+    A file that cannot be read (not an image, truncated, too many pixels) gives
+    one error line and the batch continues; the exit code is then 1. An image
+    without a face is reported, not an error.
+
+    \b
+    Example:
+      classicfer detect photo.jpg --method dlib-hog --landmarks 5 --out annotated.png
+      classicfer detect photos/ --method mtcnn --json > faces.json
+      classicfer detect --demo --landmarks 68 --out astronaut.png
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    from ..exceptions import ClassicferError, ConfigError
+    from ..face import detect_faces, draw_faces, face_landmarks
+    from ..imageio import read_image
+    from ._common import progress, warn
+
+    paths = _expand(images)
+    if demo:
+        paths.insert(0, "<astronaut>")
+    if not paths:
+        raise ConfigError("no input images: give IMAGE paths or folders (or --demo)")
+    several = len(paths) > 1
+    out_dir = None
+    if out_path is not None and several:
+        out_dir = Path(out_path)
+        if out_dir.exists() and not out_dir.is_dir():
+            raise ConfigError(f"--out {out_dir} must be a folder when there are "
+                              f"{len(paths)} inputs")
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+    records, failures = [], 0
+    bar = progress(paths, quiet=quiet or not several, desc="detect", unit="img")
+
+    def say(line):  # stderr line that does not break the progress bar
+        bar.write(line, file=sys.stderr)
+
+    for path in bar:
+        name = str(path)
+        try:
+            if path == "<astronaut>":
+                from skimage.data import astronaut
+
+                img = astronaut()
+            else:
+                img = read_image(path)
+            faces = detect_faces(img, method, min_size=min_size, upsample=upsample)
+            if landmarks != "none":
+                for f in faces:
+                    f.landmarks = face_landmarks(img, f, landmarks)
+                    f.layout = None
+            record = {"path": name, "height": int(img.shape[0]), "width": int(img.shape[1]),
+                      "faces": [f.to_dict() for f in faces]}
+            if out_path is not None:
+                stem = "astronaut" if path == "<astronaut>" else Path(name).stem
+                target = out_dir / f"{stem}.png" if several else Path(out_path)
+                _save_png(draw_faces(img, faces), target)
+        except ClassicferError as e:
+            failures += 1
+            msg = str(e)
+            say(f"Error: {msg if msg.startswith(name) else f'{name}: {msg}'}")
+            records.append({"path": name, "error": msg, "faces": []})
+            continue
+        records.append(record)
+        if not faces:
+            say(f"{name}: no face found")
+        if not as_json:
+            for i, f in enumerate(faces, 1):
+                x, y, w, h = f.box
+                extra = "" if f.landmarks is None else f" landmarks={len(f.landmarks)}"
+                click.echo(f"{name}: face {i} box=({x}, {y}, {w}, {h}) "
+                           f"score={f.score:.3f} method={f.method}{extra}")
+    if as_json:
+        click.echo(json.dumps(records if several else records[0], indent=1))
+    if out_path is not None and not quiet:
+        warn(f"annotated image{'s' if several else ''} written to {out_path}")
+    if failures:
+        warn(f"{failures} of {len(paths)} input{'s' if len(paths) != 1 else ''} failed")
+        raise SystemExit(1)
+
+
+def _save_png(rgb, target):
+    from PIL import Image
+
+    from ..exceptions import ImageError
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        Image.fromarray(rgb).save(target)
+    except (OSError, ValueError) as e:
+        raise ImageError(f"cannot write {target}: {e}") from None
