@@ -130,7 +130,7 @@ def main(argv=None):
             print(" ".join(cmd), flush=True)
             subprocess.run(cmd, check=True, cwd=ROOT)
         # No gallery of CK+ faces in the repository (CK+ agreement).
-        for p in Path(args.results).glob(f"ckplus48*/*/{name}/misclassified.png"):
+        for p in Path(args.results).glob(f"*ckplus48*/*/{name}/misclassified.png"):
             p.unlink()
 
     card = write_model_card(model, results_dirs=[args.results])

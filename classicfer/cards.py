@@ -140,6 +140,18 @@ LICENCES = [
      "CK+ agreement: non-commercial research only", "**no**"),
 ]
 
+#: What each harness protocol means (shown under *Evaluation*).
+PROTOCOL_NOTES = {
+    "official": "fit on the train split, select hyper-parameters / epochs on val, report once "
+                "on test (FER-2013: Training / PublicTest / PrivateTest)",
+    "split": "the dataset's own train/test split",
+    "subject-kfold": "subject-grouped k-fold cross-validation: no person in both the training "
+                     "and the test folds",
+    "loso": "leave-one-subject-out cross-validation",
+    "cross-dataset": "trained on one dataset, tested on another it never saw (classes the model "
+                     "does not know are dropped)",
+}
+
 INTENDED_USE = """\
 - Research, teaching and prototyping of facial expression recognition on a CPU.
 - Aggregate, consented, opt-in settings where a person can see what is measured
@@ -274,6 +286,9 @@ def find_evaluations(model_dir, meta=None, *, results_dirs=None) -> list[dict]:
                     continue
                 run_sha = (((ev["run"] or {}).get("model") or {}).get("sha256"))
                 ev["stale"] = bool(sha and run_sha and run_sha != sha)
+                side = model_dir / "model.json"
+                ev["predates_sidecar"] = bool(side.is_file() and mj.stat().st_mtime
+                                              < side.stat().st_mtime)
                 out.append(ev)
     return out
 
@@ -378,6 +393,10 @@ def _evaluation(meta, evaluations) -> list[str]:
                      "MODEL_DIR` to add one.")
         lines.append("")
     else:
+        protos = sorted({e["metrics"].get("protocol") for e in fresh} & set(PROTOCOL_NOTES))
+        if protos:
+            lines += ["Protocols: " + "; ".join(f"*{p}*: {PROTOCOL_NOTES[p]}" for p in protos)
+                      + ".", ""]
         lines += [("| dataset | protocol | images | accuracy [95 % CI] | balanced accuracy | "
                   "macro-F1 | report |"), "|---|---|---:|---|---:|---:|---|"]
         for e in fresh:
@@ -478,6 +497,11 @@ def _calibration(meta, evaluations) -> list[str]:
                   "evaluation data, with the temperature above applied:"), "",
                   "| dataset | protocol | ECE | bins | images | reliability diagram |",
                   "|---|---|---:|---:|---:|---|", *rows, ""]
+        if any(e.get("predates_sidecar") for e in evaluations if not e.get("stale")):
+            lines.append("Warning: some reports are older than `model.json` (e.g. written "
+                         "before the temperature was fitted); re-run `classicfer evaluate` for "
+                         "ECE figures that match the stored temperature.")
+            lines.append("")
         lines.append("An ECE of a few percent means the probabilities can be read roughly at "
                      "face value; treat any probability as the model's confidence, not as the "
                      "chance that the person feels the emotion.")

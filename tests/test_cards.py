@@ -191,3 +191,18 @@ def test_cli_card(tmp_path):
     (d / "model.onnx").write_bytes((d / "model.onnx").read_bytes() + b"x")
     r = CliRunner().invoke(cli, ["card", str(d)])
     assert r.exit_code == 1 and "checksum mismatch" in r.output
+
+
+def test_reports_older_than_the_sidecar_are_flagged(tmp_path):
+    import os
+
+    d, meta = _model(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    _report(tmp_path, meta)
+    text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
+    assert "Protocols: *official*: fit on the train split" in text
+    assert "reports are older than `model.json`" not in text
+    st = (d / "model.json").stat()
+    os.utime(d / "model.json", (st.st_atime, st.st_mtime + 60))  # e.g. a temperature fitted later
+    text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
+    assert "reports are older than `model.json`" in text
