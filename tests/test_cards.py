@@ -206,3 +206,15 @@ def test_reports_older_than_the_sidecar_are_flagged(tmp_path):
     os.utime(d / "model.json", (st.st_atime, st.st_mtime + 60))  # e.g. a temperature fitted later
     text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
     assert "reports are older than `model.json`" in text
+
+
+def test_cli_card_calibrate(tmp_path, tiny_fer_folder):
+    d, _ = _model(tmp_path)
+    r = CliRunner().invoke(cli, ["card", str(d), "--calibrate", str(tiny_fer_folder),
+                                 "--results", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((d / "model.json").read_text())
+    assert meta["calibration"]["fitted_on"].endswith(":val")
+    assert f"T = {meta['temperature']:.3f}" in (d / CARD_FILE).read_text()
+    r = CliRunner().invoke(cli, ["card", str(d), "--calibrate", str(tmp_path / "nodata")])
+    assert r.exit_code == 1 and "Error: " in r.output

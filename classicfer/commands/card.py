@@ -16,8 +16,12 @@ from ._common import handle_errors
                    "./results and any results/ folder above MODEL_DIR. Repeatable.")
 @click.option("--stdout", "to_stdout", is_flag=True,
               help="Print the card instead of writing a file.")
+@click.option("--calibrate", "calibrate_data", type=click.Path(), default=None,
+              metavar="DATASET",
+              help="First fit a temperature on DATASET's val split (e.g. FER-2013 PublicTest) "
+                   "and store it in model.json (the ONNX file is untouched).")
 @handle_errors
-def card(model_dir, out, results_dirs, to_stdout):
+def card(model_dir, out, results_dirs, to_stdout, calibrate_data):
     """Write model_card.md: uses, data skews, metrics, calibration, groups, licences.
 
     Figures come from MODEL_DIR/model.json and the evaluation reports of this
@@ -28,12 +32,21 @@ def card(model_dir, out, results_dirs, to_stdout):
     Example:
       classicfer card classicfer/models/fer2013-cnn
       classicfer card my-model --out docs/my-model-card.md
+      classicfer card my-model --calibrate ../shared/datasets/fer2013
     """
     from ..cards import find_evaluations, render_model_card, write_model_card
     from ..runtime import resolve_model_dir
     from ..runtime._format import read_sidecar
 
     d = resolve_model_dir(model_dir)
+    if calibrate_data:
+        from ..evaluation.calibration import calibrate_model_dir
+
+        rec = calibrate_model_dir(d, calibrate_data)
+        click.echo(f"temperature {rec['temperature']:.4f} fitted on {rec['fitted_on']} "
+                   f"({rec['n_samples']} images): NLL {rec['nll_before']:.4f} -> "
+                   f"{rec['nll_after']:.4f}, ECE {100 * rec['ece_before']:.2f} % -> "
+                   f"{100 * rec['ece_after']:.2f} %", err=True)
     if to_stdout:
         meta, onnx_path = read_sidecar(d)
         evs = find_evaluations(onnx_path.parent, meta, results_dirs=list(results_dirs) or None)
