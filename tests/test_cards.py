@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -218,3 +219,32 @@ def test_cli_card_calibrate(tmp_path, tiny_fer_folder):
     assert f"T = {meta['temperature']:.3f}" in (d / CARD_FILE).read_text()
     r = CliRunner().invoke(cli, ["card", str(d), "--calibrate", str(tmp_path / "nodata")])
     assert r.exit_code == 1 and "Error: " in r.output
+
+
+def test_default_runtime_path_never_loads_the_68_point_model(tmp_path, monkeypatch):
+    """The card says the default path is free of the iBUG 300-W (non-commercial) model."""
+    import dlib
+
+    from classicfer.face import _models
+
+    loaded = []
+    real = dlib.shape_predictor
+
+    def spy(path):
+        loaded.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(dlib, "shape_predictor", spy)
+    _models.shape_predictor.cache_clear()
+    d = make_linear_model(tmp_path / "m")
+    try:
+        r = CliRunner().invoke(cli, ["predict", "--demo", "--model", str(d)])
+        assert r.exit_code == 0, r.output
+        assert loaded and all("68" not in name for name in loaded), loaded
+        assert any("5_face_landmarks" in name for name in loaded)
+        # The spy does see the 68-point model when it is asked for.
+        r = CliRunner().invoke(cli, ["predict", "--demo", "--model", str(d), "--landmarks", "68"])
+        assert r.exit_code == 0, r.output
+        assert any("68" in name for name in loaded)
+    finally:
+        _models.shape_predictor.cache_clear()
