@@ -47,6 +47,7 @@ class EvaluationResult:
     notes: list = field(default_factory=list)
     label_map: dict = field(default_factory=dict)
     train_dataset: str | None = None
+    cpu: dict = field(default_factory=dict)
 
     @property
     def confidence(self) -> np.ndarray:
@@ -77,6 +78,7 @@ class EvaluationResult:
                           "unit": "subject" if self.subjects is not None else "image"},
             "total_fit_time": float(sum(fit_times)) if fit_times else None,
             "total_predict_time": float(pred_total),
+            "cpu": dict(self.cpu),
             "predict_ms_per_image": float(1000 * pred_total / max(n_test, 1)),
             "score_kind": self.score_kind,
             "splitter": self.splitter,
@@ -201,8 +203,14 @@ def _fit(spec: ModelSpec, params: dict | None, X, y, *, head: bool = False):
     if head:
         est = est[1:]
     t0 = time.perf_counter()
+    c0 = time.process_time()
     est.fit(X, y)
+    _CPU["fit"] += time.process_time() - c0
     return est, time.perf_counter() - t0
+
+
+#: process CPU seconds spent in fit/predict during the current evaluate() call
+_CPU = {"fit": 0.0, "predict": 0.0}
 
 
 def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
@@ -358,6 +366,8 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
 
     # Stateless features (HOG, LBP...) are computed once for every row, not once per
     # fold; their cost per image is added back to each fold's fit and predict times.
+    _CPU.update(fit=0.0, predict=0.0)
+    cpu_start = time.process_time()
     feats_test = feats_fit = None
     per_img = 0.0
     if not spec.prefit and _precomputable(spec):
@@ -415,6 +425,7 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
                 est, fit_time = _fit(spec, None, X_tr, y_tr, head=head)
                 fit_time += per_img * n_train
         t0 = time.perf_counter()
+        c0 = time.process_time()
         if isinstance(est, PrefitClassifier):
             raw = est.predict_proba(X_te)  # one pass gives both labels and scores
             pred_time = time.perf_counter() - t0
@@ -427,6 +438,7 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
             proba, kind = _scores(est, X_te, labels)
             if restrict and proba is not None:
                 pred = np.asarray(labels)[np.argmax(proba, axis=1)]
+        _CPU["predict"] += time.process_time() - c0
         pred_time += per_img * len(te)
         score_kind = kind if score_kind in (None, kind) else "mixed"
         y_te = y_all[te]
@@ -449,6 +461,8 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
     if proba is None:
         score_kind = None
     desc = dict(spec.description)
+    cpu = {"total_cpu_seconds": time.process_time() - cpu_start,
+           "fit_cpu_seconds": _CPU["fit"], "predict_cpu_seconds": _CPU["predict"]}
     if head:
         desc["features_precomputed"] = True
         desc["feature_seconds_per_image"] = per_img
@@ -466,7 +480,7 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         proba=proba, score_kind=score_kind, fold=np.concatenate(out_fold)[order],
         folds=fold_rows, paths=np.asarray(test_ds.paths)[rows[pos]],
         subjects=None if subj_all is None else subj_all[pos], seed=seed, splitter=splitter,
-        model_description=desc, selection=selection, selected_params=selected, notes=notes,
+        model_description=desc, cpu=cpu, selection=selection, selected_params=selected, notes=notes,
         label_map=label_map,
         train_dataset=train_name,
     )

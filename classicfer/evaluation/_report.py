@@ -308,6 +308,7 @@ def write_report(result, dataset, out_dir, *, command=None, n_boot: int = 1000,
         "timings": {"total_fit_time": m["total_fit_time"],
                     "total_predict_time": m["total_predict_time"],
                     "predict_ms_per_image": m["predict_ms_per_image"],
+                    "cpu": m.get("cpu"),
                     "folds": [{k: f[k] for k in ("fold", "fit_time", "predict_time")}
                               for f in m["folds"]]},
         "git": git_commit(),
