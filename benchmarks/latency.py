@@ -368,6 +368,17 @@ def render(res: dict) -> str:
               ""]
     else:
         L += [f"Not measured: {fer.get('error') or 'pass --fer-wheel and --fer-python'}.", ""]
+    if res.get("models"):
+        L += ["## Other bundled models (same frame, detector and crop)", "",
+              "| model | kind | features p50 (CPU) | classify p50 (CPU) | total p50 (wall) | "
+              "total p50 (CPU) | runs |", "|---|---|---:|---:|---:|---:|---:|"]
+        for name, v in res["models"].items():
+            L.append(f"| {name} | {v['config']['kind']} | "
+                     f"{v['cpu_stages']['features']['p50_ms']:.2f} | "
+                     f"{v['cpu_stages']['classify']['p50_ms']:.2f} | "
+                     f"{v['stages']['total']['p50_ms']:.2f} | "
+                     f"{v['cpu_stages']['total']['p50_ms']:.2f} | {v['runs']} |")
+        L.append("")
     if res.get("variants"):
         L += ["## Detector settings (total p50 / p95, ms)", "",
               "| setting | detect p50 (wall) | total p50 (wall) | total p95 (wall) | "
@@ -391,6 +402,8 @@ def main(argv=None):
     ap.add_argument("--cold-repeats", type=int, default=3)
     ap.add_argument("--variants", action="store_true",
                     help="also time haar at several min_size values")
+    ap.add_argument("--all-models", action="store_true",
+                    help="also time every other bundled model (fewer runs)")
     ap.add_argument("--fer-wheel", default=None)
     ap.add_argument("--fer-python", default=None)
     ap.add_argument("--out", default=str(ROOT / "results"))
@@ -420,6 +433,15 @@ def main(argv=None):
             r = bench_classicfer(frame, max(50, a.runs // 4), 3,
                                  **{**kw, "min_size": ms})
             res["variants"][f"{a.detector} min_size {ms}"] = r
+    if a.all_models:
+        from classicfer.runtime import list_models
+
+        res["models"] = {}
+        for d in list_models():
+            if str(d) == res["classicfer"]["config"]["model_dir"]:
+                continue
+            r = bench_classicfer(frame, max(50, a.runs // 4), 3, **{**kw, "model": str(d)})
+            res["models"][d.name] = r
     if a.fer_wheel and a.fer_python:
         res["fer"] = bench_fer(a.fer_python, a.fer_wheel, frame_path, a.runs, a.warmup)
     load_after = [round(x, 2) for x in os.getloadavg()]
