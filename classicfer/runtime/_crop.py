@@ -118,7 +118,7 @@ def crop_face(image, box=None, landmarks=None, *, size=(48, 48), mode="box",
     if mode == "aligned" and landmarks is not None:
         from ..face import align_face
 
-        out = align_face(image, landmarks, size=size[0], gray=image.ndim == 2)
+        out = align_face(image, landmarks, size=size[0], gray=image.ndim == 2, layout=layout)
         if out.shape[:2] != size:
             out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_AREA)
         return out
