@@ -193,23 +193,24 @@ def reliability_diagram(y_true_idx, proba, labels, path, *, n_bins=15, title=Non
     conf = np.array([np.nan if c is None else c for c in bins["confidence"]])
     count = np.asarray(bins["count"])
 
-    fig, (ax, axh) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+    fig, (ax, axh) = plt.subplots(2, 1, figsize=(7.2, 6), sharex=True,
                                   gridspec_kw={"height_ratios": [3, 1]})
     ok = count > 0
     ax.bar(centers[ok], acc[ok], width=width * 0.95, color="#4477aa", edgecolor="black",
            linewidth=0.5, label="accuracy in bin")
     gap_lo = np.minimum(acc, conf)
     ax.bar(centers[ok], np.abs(acc - conf)[ok], bottom=gap_lo[ok], width=width * 0.95,
-           color="#ee6677", alpha=0.6, edgecolor="#aa3344", linewidth=0.5,
+           fill=False, hatch="///", edgecolor="#cc3311", linewidth=0.8,
            label="gap to mean confidence")
+    ax.plot(centers[ok], conf[ok], "_", color="black", markersize=9, markeredgewidth=1.5,
+            label="mean confidence in bin")
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfect calibration")
     ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.02)
     ax.set_ylabel("accuracy")
-    ax.set_title(title or "Reliability diagram")
-    ax.text(0.03, 0.93, f"ECE = {100 * ece:.2f} %  (n = {len(y)}, {n_bins} bins)",
-            transform=ax.transAxes, fontsize=9, va="top")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(f"{title or 'Reliability diagram'}\nECE = {100 * ece:.2f} % "
+                 f"(n = {len(y)}, {n_bins} bins)", fontsize=10)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False)
     axh.bar(centers, count, width=width * 0.95, color="#999999", edgecolor="black",
             linewidth=0.5)
     axh.set_xlabel("confidence (top-1 probability)")
