@@ -345,3 +345,22 @@ def test_predictions_equal_a_manual_fold_loop(ck):
     assert np.array_equal(res.rows, np.arange(len(ck)))
     assert np.array_equal(res.y_pred, manual.astype(str))
     assert all(f["fit_time"] > 0 and f["predict_time"] > 0 for f in res.folds)
+
+
+def test_cli_cross_dataset_prefit_and_bad_map(tiny_ckplus48, tmp_path):
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+    from classicfer.runtime._testing import make_linear_model
+
+    model = make_linear_model(tmp_path / "lin", name="lin")
+    r = CliRunner().invoke(cli, ["evaluate", "--protocol", "cross-dataset", "--test-data",
+                                 str(tiny_ckplus48), "--model", str(model), "--out",
+                                 str(tmp_path / "res"), "-q", "--n-boot", "100", "--gallery", "4"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "res" / "prefit-to-ckplus48" / "cross-dataset" / "lin"
+    m = json.loads((out / "metrics.json").read_text())
+    assert "contempt" not in m["labels"] and "neutral" not in m["labels"]
+    r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_ckplus48), "--model", str(model),
+                                 "--map", "anger=bogus", "-q"])
+    assert r.exit_code == 2 and "unknown emotion label 'bogus'" in r.output
