@@ -1,0 +1,124 @@
+"""Train the shipped FER-2013 CNN (issue 7) and record everything in results/cnn/.
+
+Usage (from the project root):
+    python benchmarks/train_cnn.py --epochs 24 [--resume] [--limit N]
+
+Fits on Training, selects the epoch on PublicTest (val), reports PrivateTest (test)
+once at the end. The resumable state lives in checkpoints/fer2013-cnn/ (gitignored);
+the log, history, command and CPU time go to results/cnn/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/fer2013"))
+    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-attention", action="store_true")
+    ap.add_argument("--widths", default="16,32,64,128")
+    ap.add_argument("--threads", type=int, default=0, help="0 = all cores")
+    ap.add_argument("--limit", type=int, default=0, help="use only N training images (timing)")
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-from", default=None,
+                    help="start from this checkpoint's weights with a fresh schedule "
+                         "(e.g. to continue a stopped run in a later session)")
+    ap.add_argument("--warmup", type=float, default=0.15, help="warm-up fraction of the schedule")
+    ap.add_argument("--ckpt", default=str(ROOT / "checkpoints/fer2013-cnn"))
+    ap.add_argument("--results", default=str(ROOT / "results/cnn"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from classicfer.cnn_head.train import fit, predict_logits, to_tensor
+    from classicfer.datasets import load_dataset
+
+    res = Path(args.results)
+    res.mkdir(parents=True, exist_ok=True)
+    logf = open(res / "train_log.txt", "a")  # noqa: SIM115  (open for the whole run)
+
+    def log(msg):
+        line = f"[{time.strftime('%H:%M:%S')}] {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    cmd = "python " + " ".join([Path(sys.argv[0]).name if False else "benchmarks/train_cnn.py"]
+                               + (argv if argv is not None else sys.argv[1:]))
+    log(f"command: {cmd}")
+    log(f"python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}, "
+        f"{platform.processor() or platform.machine()}")
+    t_wall, t_cpu = time.time(), time.process_time()
+    ds = load_dataset(args.data)
+    classes = ds.classes
+    y = np.array([classes.index(c) for c in ds.labels])
+    tr, va, te = (ds.splits == s for s in ("train", "val", "test"))
+    tr_idx = np.flatnonzero(tr)
+    if args.limit:
+        tr_idx = np.random.default_rng(args.seed).permutation(tr_idx)[:args.limit]
+    log(f"data: {args.data}: {len(tr_idx)} train, {va.sum()} val (PublicTest), "
+        f"{te.sum()} test (PrivateTest); classes {classes}")
+    init_state, norm = None, None
+    model_config = {"attention": not args.no_attention,
+                    "widths": tuple(int(w) for w in args.widths.split(","))}
+    if args.init_from:
+        from classicfer.cnn_head.train import load_checkpoint
+
+        _, ck = load_checkpoint(args.init_from)
+        init_state, norm = ck["model"], (ck["mean"], ck["std"])
+        model_config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
+        log(f"init from {args.init_from}: {ck['epoch'] + (1 if 'optimizer' in ck else 0)} epochs done "
+            f"of a {ck['epochs']}-epoch schedule; config {model_config}")
+    out = fit(ds.images[tr_idx], y[tr_idx], ds.images[va], y[va], classes=classes,
+              epochs=args.epochs, out_dir=args.ckpt, batch_size=args.batch_size, lr=args.lr,
+              seed=args.seed, resume=args.resume, log=log,
+              threads=args.threads or None,
+              model_config=model_config, init_state=init_state, norm=norm,
+              warmup=args.warmup)
+    model = out["model"]
+    from sklearn.metrics import accuracy_score, f1_score
+
+    xt = to_tensor(ds.images[te])
+    summary = {"command": cmd, "epochs": args.epochs, "best_epoch": out["best_epoch"],
+                   "val_acc": out["best_val_acc"], "seed": args.seed, "classes": classes,
+                   "mean": out["mean"], "std": out["std"], "config": out["config"],
+                   "torch": torch.__version__, "numpy": np.__version__,
+                   "cpu_s_this_process": time.process_time() - t_cpu,
+                   "wall_s_this_process": time.time() - t_wall,
+                   "cpu_s_all_epochs": sum(r["cpu_s"] for r in out["history"]),
+                   "wall_s_all_epochs": sum(r["wall_s"] for r in out["history"])}
+    for flip in (False, True):
+        pred = predict_logits(model, xt, out["mean"], out["std"], flip=flip).argmax(1).numpy()
+        key = "test_flip" if flip else "test"
+        summary[key] = {
+            "accuracy": float(accuracy_score(y[te], pred)),
+            "macro_f1": float(f1_score(y[te], pred, average="macro")),
+            "per_class_f1": dict(zip(classes, map(float, f1_score(y[te], pred, average=None))))}
+        log(f"PrivateTest{' (flip TTA)' if flip else ''}: acc {summary[key]['accuracy']:.4f} "
+            f"macro-F1 {summary[key]['macro_f1']:.4f}")
+    with open(res / "commands.txt", "a") as f:
+        f.write(f"{cmd}\n  epochs run: {len(out['history'])}, CPU {summary['cpu_s_all_epochs']:.0f} s, "
+                f"wall {summary['wall_s_all_epochs']:.0f} s, best epoch {out['best_epoch']}, "
+                f"PublicTest {out['best_val_acc']:.4f}, PrivateTest "
+                f"{summary['test']['accuracy']:.4f}\n")
+    (res / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    log(f"total: {summary['cpu_s_all_epochs']:.0f} s CPU over {len(out['history'])} epochs "
+        f"(all sessions), best epoch {out['best_epoch']} (PublicTest acc {out['best_val_acc']:.4f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Export a trained :class:`FerNet` to the deployment format (needs torch).
+
+``export_model`` writes ``model.onnx`` (input ``input`` NCHW float32 with a
+dynamic batch axis, output ``logits``) and ``model.json`` (see
+:mod:`classicfer.runtime._format`). ``parity_check`` compares onnxruntime and
+torch on the same inputs.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..exceptions import ModelError
+from ..runtime._format import read_sidecar, write_model_dir
+from .model import count_flops, count_params
+
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+
+
+def onnx_bytes(model, size=(48, 48), opset: int = 17) -> bytes:
+    """The ONNX graph of ``model`` (eval mode, dynamic batch) as bytes."""
+    import copy
+
+    m = copy.deepcopy(model).to(memory_format=torch.contiguous_format).eval()
+    dummy = torch.zeros(1, m.config["in_channels"], *size)
+    buf = io.BytesIO()
+    torch.onnx.export(m, (dummy,), buf, dynamo=False, opset_version=opset,
+                      input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                      dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                      do_constant_folding=True)
+    return buf.getvalue()
+
+
+def export_model(model, out_dir, *, classes, mean: float, std: float, size=(48, 48),
+                 name: str = "fer2013-cnn", training: dict | None = None,
+                 metrics: dict | None = None) -> Path:
+    """Write ``out_dir/model.onnx`` + ``out_dir/model.json`` for a trained model."""
+    if len(classes) != model.config["n_classes"]:
+        raise ModelError(f"{len(classes)} class names for a model with "
+                         f"{model.config['n_classes']} outputs")
+    data = onnx_bytes(model, size)
+    train_meta = dict(training or {})
+    train_meta.setdefault("architecture", {k: list(v) if isinstance(v, tuple) else v
+                                           for k, v in model.config.items()})
+    train_meta.setdefault("parameters", count_params(model))
+    train_meta.setdefault("multiply_adds", count_flops(model, tuple(size)))
+    sidecar = {
+        "kind": "cnn",
+        "name": name,
+        "labels": list(classes),
+        "input": {"size": [int(size[0]), int(size[1])], "color": "gray", "crop": "whole",
+                  "scale": 1.0 / 255.0, "mean": float(mean), "std": float(std)},
+        "onnx": {"input": INPUT_NAME, "output": OUTPUT_NAME, "output_kind": "logits"},
+        "temperature": 1.0,
+        "training": train_meta,
+        "metrics": dict(metrics or {}),
+    }
+    return write_model_dir(out_dir, data, sidecar)
+
+
+def onnx_session(model_dir, threads: int = 1):
+    """(onnxruntime session, sidecar) after verifying the sidecar's sha256."""
+    import onnxruntime as ort
+
+    meta, path = read_sidecar(model_dir)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"]), meta
+
+
+def preprocess(images, meta) -> np.ndarray:
+    """(N, H, W) uint8 crops -> the normalised NCHW float32 input described by the sidecar."""
+    inp = meta["input"]
+    x = np.asarray(images, dtype=np.float32)[:, None] * float(inp["scale"])
+    return ((x - float(inp["mean"])) / float(inp["std"])).astype(np.float32)
+
+
+def parity_check(model, model_dir, images=None, *, n: int = 64, seed: int = 0) -> float:
+    """Max |logits_onnxruntime - logits_torch| over ``images`` (uint8 crops; random if None)."""
+    sess, meta = onnx_session(model_dir)
+    h, w = meta["input"]["size"]
+    if images is None:
+        images = np.random.default_rng(seed).integers(0, 256, (n, h, w), dtype=np.uint8)
+    x = preprocess(images, meta)
+    got = sess.run([meta["onnx"]["output"]], {meta["onnx"]["input"]: x})[0]
+    model.eval()
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    return float(np.abs(got - want).max())
+
+
+def latency_ms(model_dir, *, repeats: int = 500, warmup: int = 50) -> dict:
+    """onnxruntime single-thread latency of one face (batch 1): median and p90 in ms."""
+    sess, meta = onnx_session(model_dir, threads=1)
+    h, w = meta["input"]["size"]
+    x = np.random.default_rng(0).standard_normal((1, 1, h, w)).astype(np.float32)
+    feed = {meta["onnx"]["input"]: x}
+    for _ in range(warmup):
+        sess.run(None, feed)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        sess.run(None, feed)
+        times.append((time.perf_counter() - t) * 1e3)
+    t = np.array(times)
+    return {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)),
+            "min_ms": float(t.min()), "repeats": repeats}

@@ -1,0 +1,71 @@
+"""``classicfer train-cnn``: train the small CNN head, export it to ONNX."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import data_options, handle_errors
+
+
+@click.command("train-cnn")
+@data_options
+@click.option("--epochs", default=20, show_default=True, type=click.IntRange(1),
+              help="Epochs of the one-cycle schedule.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: checkpoints/, model/ (ONNX + model.json), metrics.json.")
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
+@click.option("--lr", default=3e-3, show_default=True, type=float, help="Peak learning rate.")
+@click.option("--widths", default="16,32,64,128", show_default=True,
+              help="Stem width, then one width per double-conv stage.")
+@click.option("--attention/--no-attention", default=True, show_default=True,
+              help="Squeeze-excitation after each stage.")
+@click.option("--label-smoothing", default=0.1, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--threads", default=0, show_default=True, type=int,
+              help="Torch threads (0 = all cores).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/checkpoints/last.pt.")
+@click.option("--stop-after", type=click.IntRange(1), default=None,
+              help="Run at most N epochs now (continue later with --resume).")
+@click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
+              help="Start from these weights (transfer learning; a new head if classes differ).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, attention,
+              label_smoothing, seed, threads, resume, stop_after, init_from, quiet):
+    """Train the compact CNN on 48x48 grayscale crops and export it (needs torch).
+
+    Uses the dataset's train split to fit, its val split (FER-2013 PublicTest) to pick the
+    best epoch, and reports its test split (PrivateTest) once.
+
+    \b
+    Example:
+      classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 14 --out runs/cnn
+    """
+    from ..cnn_head import require_torch
+
+    require_torch()
+    from ..cnn_head.train import train_on_dataset
+    from ..datasets import load_dataset
+    from ..exceptions import ConfigError
+
+    try:
+        w = tuple(int(v) for v in widths.split(","))
+    except ValueError:
+        raise ConfigError(f"--widths expects comma-separated integers, got {widths!r}") from None
+    if len(w) < 2 or min(w) < 1:
+        raise ConfigError(f"--widths needs a stem and at least one stage, got {widths!r}")
+    ds = load_dataset(data_path, data_format)
+    log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
+    m = train_on_dataset(ds, out_dir, epochs=epochs, init_from=init_from, log=log,
+                         progress=not quiet, batch_size=batch_size, lr=lr,
+                         label_smoothing=label_smoothing, seed=seed, threads=threads or None,
+                         resume=resume, stop_after=stop_after,
+                         **({} if init_from else
+                            {"model_config": {"widths": w, "attention": attention}}))
+    click.echo(f"best epoch {m['best_epoch']}"
+               + (f", val accuracy {m['val_accuracy']:.4f}" if m["val_accuracy"] is not None
+                  else "")
+               + (f", test accuracy {m['test_accuracy']:.4f}, macro-F1 {m['test_macro_f1']:.4f}"
+                  if "test_accuracy" in m else ""))
+    click.echo(f"model: {out_dir}/model (ONNX parity max abs diff "
+               f"{m['onnx_parity_max_abs_diff']:.2e})")

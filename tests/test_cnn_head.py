@@ -1,0 +1,166 @@
+"""The small CNN head: training, resume, export parity, sidecar checksum, CLI.
+
+Skipped cleanly when torch is not installed (``pip install .[cnn]``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+
+def test_package_import_does_not_import_torch():
+    code = ("import sys, classicfer.cnn_head, classicfer.commands.train_cnn; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+torch = pytest.importorskip("torch")
+
+from classicfer.cnn_head.export import export_model, onnx_session, parity_check
+from classicfer.cnn_head.model import FerNet, count_flops, count_params
+from classicfer.cnn_head.train import augment_batch, fit
+from classicfer.exceptions import ConfigError, ModelError
+from classicfer.runtime._format import read_sidecar
+
+TINY = {"widths": (4, 8), "attention": True, "dropout": 0.1}
+
+
+def _synthetic(n=48, classes=3, seed=0):
+    """Learnable toy crops: class k has a bright square in a class-specific place."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % classes
+    x = rng.integers(0, 60, (n, 48, 48)).astype(np.uint8)
+    for i, k in enumerate(y):
+        x[i, 8 + 10 * k:18 + 10 * k, 8:40] = 220
+    return x, y
+
+
+def test_model_shapes_params_and_flops():
+    m = FerNet(n_classes=7, widths=(16, 32, 64, 128), attention=True)
+    assert m(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
+    no_se = FerNet(n_classes=7, widths=(16, 32, 64, 128), attention=False)
+    assert count_params(m) > count_params(no_se) > 0
+    # stem conv alone: 48*48 outputs * 16 channels * 9 taps
+    assert count_flops(m) > 48 * 48 * 16 * 9
+    m.replace_head(5)
+    assert m(torch.zeros(1, 1, 48, 48)).shape == (1, 5)
+
+
+def test_flip_only_augmentation_is_an_exact_mirror():
+    x = torch.rand(6, 1, 48, 48)
+    gen = torch.Generator().manual_seed(0)
+    out = augment_batch(x, gen, {"rotate": 0, "zoom": 0, "shift": 0, "flip": True, "erase": 0})
+    for a, b in zip(x, out):
+        assert torch.allclose(a, b, atol=1e-5) or torch.allclose(torch.flip(a, [2]), b,
+                                                                 atol=1e-5)
+    full = augment_batch(x, gen, {"rotate": 15, "zoom": 0.15, "shift": 0.1, "flip": True, "erase": 0.5})
+    assert full.shape == x.shape and torch.isfinite(full).all()
+
+
+def test_one_epoch_learns_and_writes_checkpoints(tmp_path):
+    x, y = _synthetic()
+    res = fit(x, y, x, y, classes=["a", "b", "c"], epochs=1, out_dir=tmp_path, batch_size=16,
+              lr=1e-2, model_config=TINY, threads=1, progress=False, log=lambda m: None)
+    assert len(res["history"]) == 1 and res["best_epoch"] == 1
+    assert (tmp_path / "last.pt").is_file() and (tmp_path / "best.pt").is_file()
+    assert 0.0 <= res["best_val_acc"] <= 1.0
+
+
+def test_resume_reproduces_an_uninterrupted_run(tmp_path):
+    x, y = _synthetic()
+    kw = {"classes": ["a", "b", "c"], "epochs": 2, "batch_size": 16, "model_config": TINY, "threads": 1,
+              "progress": False, "log": lambda m: None, "seed": 3}
+    full = fit(x, y, x, y, out_dir=tmp_path / "full", **kw)
+    fit(x, y, x, y, out_dir=tmp_path / "split", stop_after=1, **kw)
+    ck = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
+    assert ck["epoch"] == 0
+    resumed = fit(x, y, x, y, out_dir=tmp_path / "split", resume=True, **kw)
+    assert [r["epoch"] for r in resumed["history"]] == [1, 2]
+    a = torch.load(tmp_path / "full" / "last.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "split" / "last.pt", weights_only=False)["model"]
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    assert full["history"][1]["train_loss"] == pytest.approx(
+        resumed["history"][1]["train_loss"], abs=1e-5)
+
+
+def test_resume_refuses_a_different_configuration(tmp_path):
+    x, y = _synthetic()
+    kw = {"classes": ["a", "b", "c"], "batch_size": 16, "threads": 1, "progress": False,
+              "log": lambda m: None, "model_config": TINY}
+    fit(x, y, x, y, out_dir=tmp_path, epochs=2, stop_after=1, **kw)
+    with pytest.raises(ConfigError, match="different"):
+        fit(x, y, x, y, out_dir=tmp_path, epochs=3, resume=True, **kw)
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        fit(x, y, x, y, out_dir=tmp_path / "none", epochs=2, resume=True, **kw)
+
+
+def _trained_tiny(tmp_path):
+    x, y = _synthetic()
+    res = fit(x, y, x, y, classes=["angry", "happy", "sad"], epochs=1, batch_size=16,
+              model_config=TINY, threads=1, progress=False, log=lambda m: None)
+    out = export_model(res["model"], tmp_path / "model", classes=res["classes"],
+                       mean=res["mean"], std=res["std"], name="tiny-cnn")
+    return res, out, x
+
+
+def test_export_parity_dynamic_batch_and_sidecar(tmp_path):
+    res, out, x = _trained_tiny(tmp_path)
+    assert parity_check(res["model"], out, x[:7]) <= 1e-4
+    assert parity_check(res["model"], out, n=1) <= 1e-4  # batch 1, random pixels
+    meta, _path = read_sidecar(out)
+    assert meta["kind"] == "cnn" and meta["labels"] == ["angry", "happy", "sad"]
+    assert meta["input"]["size"] == [48, 48] and meta["input"]["color"] == "gray"
+    assert meta["input"]["scale"] == pytest.approx(1 / 255)
+    assert meta["input"]["mean"] == pytest.approx(res["mean"])
+    assert meta["onnx"]["output"] == "logits" and meta["onnx"]["output_kind"] == "logits"
+    sess, _ = onnx_session(out)
+    assert sess.get_outputs()[0].name == "logits"
+    assert sess.get_inputs()[0].shape[0] not in (1, 7)  # symbolic batch axis
+
+
+def test_sidecar_checksum_is_verified_on_load(tmp_path):
+    _, out, _ = _trained_tiny(tmp_path)
+    onnx_file = out / "model.onnx"
+    data = bytearray(onnx_file.read_bytes())
+    data[-1] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="checksum"):
+        onnx_session(out)
+
+
+def test_cli_train_cnn_one_epoch(tiny_fer_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+
+    out = tmp_path / "run"
+    r = CliRunner().invoke(cli, ["train-cnn", "--data", str(tiny_fer_folder), "--epochs", "1",
+                                 "--out", str(out), "--widths", "4,8", "--threads", "1",
+                                 "--batch-size", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert "best epoch 1" in r.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["onnx_parity_max_abs_diff"] <= 1e-4
+    assert set(metrics["test_per_class_f1"]) == {"angry", "disgust", "fear", "happy", "neutral",
+                                                 "sad", "surprise"}
+    meta, _ = read_sidecar(out / "model")
+    assert len(meta["labels"]) == 7 and meta["training"]["epochs"] == 1
+    assert (out / "checkpoints" / "last.pt").is_file()
+
+
+def test_cli_bad_widths_is_one_line_error(tiny_fer_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+
+    r = CliRunner().invoke(cli, ["train-cnn", "--data", str(tiny_fer_folder), "--epochs", "1",
+                                 "--out", str(tmp_path), "--widths", "a,b"])
+    assert r.exit_code == 1
+    assert "Error:" in r.output and "--widths" in r.output and "Traceback" not in r.output
