@@ -75,6 +75,13 @@ def test_fer2013_csv_kaggle_variants(tmp_path):
     rows = [f"{i % 7},{' '.join(['7'] * 2304)}" for i in range(4)]
     ds = load_dataset(_fer_csv(tmp_path / "train.csv", rows, header="emotion,pixels"))
     assert list(ds.splits) == [""] * 4
+    # Windows line endings and quoted fields
+    pix = " ".join(["9"] * 2304)
+    (tmp_path / "crlf.csv").write_bytes(
+        f'emotion,pixels,Usage\r\n3,"{pix}",PrivateTest\r\n5,{pix},Training\r\n'.encode())
+    ds = load_dataset(tmp_path / "crlf.csv")
+    assert list(ds.labels) == ["happy", "surprise"] and list(ds.splits) == ["test", "train"]
+    assert (ds.images == 9).all()
     # a folder holding fer2013.csv is detected too
     (tmp_path / "d").mkdir()
     _fer_csv(tmp_path / "d" / "fer2013.csv")

@@ -87,18 +87,28 @@ def load_fer2013_folder(root, *, progress: bool = False, size=(48, 48)) -> Datas
                    sha256=sha)
 
 
-def _open_csv(path: str):
-    fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 -- closed by caller
-    reader = csv.reader(fh)
+def parse_pixels(text: str):
+    """``"70 80 82 ..."`` -> uint8 array, or None when a value is not an integer in 0-255."""
+    text = text.strip()
     try:
-        header = next(reader)
-    except StopIteration:
-        fh.close()
-        raise DataError(f"{path}: CSV file is empty") from None
-    except (csv.Error, UnicodeDecodeError) as e:
-        fh.close()
-        raise DataError(f"{path}: not a readable CSV file ({e})") from None
-    return fh, reader, [h.strip().lower() for h in header]
+        with warnings.catch_warnings():  # older numpy stops (and warns) at garbage
+            warnings.simplefilter("ignore")
+            pix = np.fromstring(text, dtype=np.int32, sep=" ")
+    except ValueError:  # newer numpy raises
+        return None
+    # fromstring may stop early at garbage: the token count must match
+    if pix.size != text.count(" ") + 1 and pix.size != len(text.split()):
+        return None
+    if pix.size and (pix.min() < 0 or pix.max() > 255):
+        return None
+    return pix.astype(np.uint8)
+
+
+def _split_line(line: bytes) -> list[str]:
+    text = line.decode("utf-8", errors="replace")
+    if '"' in text:
+        return next(csv.reader([text]), [])
+    return text.split(",")
 
 
 def load_fer2013_csv(path, *, progress: bool = False) -> Dataset:
@@ -107,77 +117,74 @@ def load_fer2013_csv(path, *, progress: bool = False) -> Dataset:
     Rows that cannot be parsed (bad pixel count or values, missing fields) are
     skipped and listed in ``skipped`` as ``file.csv:LINE``; an ``emotion`` id outside
     0-6 is an error. Paths are ``<csv path>:<line number>``; ``sha256`` hashes the
-    row's decoded pixels (uint8, row-major).
+    row's decoded pixels (uint8, row-major). The image side is taken from the first
+    row whose pixel count is a square (48 for FER-2013).
     """
     from tqdm.auto import tqdm
 
     path = os.fspath(path)
     if os.path.isdir(path):
         raise DataError(f"{path}: is a folder; the fer2013-csv format needs the CSV file")
-    fh, reader, header = _open_csv(path)
-    with fh:
-        if "pixels" not in header or "emotion" not in header:
-            raise DataError(f"{path}: expected FER-2013 CSV columns emotion,pixels[,Usage]; "
-                            f"found {','.join(header) or 'no header'}")
-        ie, ip = header.index("emotion"), header.index("pixels")
-        iu = header.index("usage") if "usage" in header else None
-        images, labels, splits, paths, digests, skipped = [], [], [], [], [], []
-        side = None
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    lines = data.split(b"\n")
+    del data
+    header = [h.strip().lower() for h in _split_line(lines[0])] if lines[0].strip() else []
+    if not header:
+        raise DataError(f"{path}: CSV file is empty")
+    if "pixels" not in header or "emotion" not in header:
+        raise DataError(f"{path}: expected FER-2013 CSV columns emotion,pixels[,Usage]; "
+                        f"found {','.join(header)[:200]}")
+    ie, ip = header.index("emotion"), header.index("pixels")
+    iu = header.index("usage") if "usage" in header else None
+    need = max(ie, ip, iu or 0)
+    images, labels, splits, paths, skipped = [], [], [], [], []
+    side = None
+    for n, line in enumerate(tqdm(lines[1:], desc="fer2013.csv", disable=not progress,
+                                  unit="row", leave=False), start=2):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        row = _split_line(line)
+        if len(row) <= need:
+            skipped.append((where, f"{where}: expected {len(header)} fields, got {len(row)}"))
+            continue
         try:
-            rows = tqdm(reader, desc="fer2013.csv", disable=not progress, unit="row",
-                        leave=False)
-            for row in rows:
-                line = reader.line_num
-                where = f"{path}:{line}"
-                if not row or not any(c.strip() for c in row):
-                    continue
-                if len(row) <= max(ie, ip, iu or 0):
-                    skipped.append((where, (f"{where}: expected {len(header)} fields, "
-                                           f"got {len(row)}")))
-                    continue
-                try:
-                    emotion = int(row[ie].strip())
-                except ValueError:
-                    skipped.append((where, f"{where}: emotion {row[ie]!r} is not an integer"))
-                    continue
-                if emotion not in FER2013_IDS:
-                    raise DataError(f"{where}: emotion id {emotion} is outside the FER-2013 "
-                                    "vocabulary 0-6 (0=angry 1=disgust 2=fear 3=happy 4=sad "
-                                    "5=surprise 6=neutral)")
-                text = row[ip].strip()
-                try:
-                    with warnings.catch_warnings():  # older numpy stops and warns at garbage
-                        warnings.simplefilter("ignore")
-                        pix = np.fromstring(text, dtype=np.int32, sep=" ")
-                except ValueError:  # newer numpy raises
-                    pix = np.zeros(0, np.int32)
-                    n = -1
-                else:
-                    n = pix.size
-                if n != text.count(" ") + 1 and n != len(text.split()):
-                    skipped.append((where, f"{where}: pixels are not all integers"))
-                    continue
-                if side is None and n > 0 and round(np.sqrt(n)) ** 2 == n:
-                    side = round(np.sqrt(n))
-                if side is None or n != side * side:
-                    skipped.append((where, (f"{where}: expected {side * side if side else 2304}"
-                                           f" pixel values (a square image), got {n}")))
-                    continue
-                if pix.min() < 0 or pix.max() > 255:
-                    skipped.append((where, f"{where}: pixel values outside 0-255"))
-                    continue
-                img = pix.astype(np.uint8).reshape(side, side)
-                images.append(img)
-                labels.append(FER2013_IDS[emotion])
-                usage = row[iu].strip() if iu is not None else ""
-                splits.append(USAGE_TO_SPLIT.get(usage, ""))
-                paths.append(where)
-                digests.append(hashlib.sha256(img.tobytes()).hexdigest())
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise DataError(f"{path}: not a readable CSV file ({e})") from None
+            emotion = int(row[ie].strip())
+        except ValueError:
+            skipped.append((where, f"{where}: emotion {row[ie]!r} is not an integer"))
+            continue
+        if emotion not in FER2013_IDS:
+            raise DataError(f"{where}: emotion id {emotion} is outside the FER-2013 "
+                            "vocabulary 0-6 (0=angry 1=disgust 2=fear 3=happy 4=sad "
+                            "5=surprise 6=neutral)")
+        pix = parse_pixels(row[ip])
+        if pix is None:
+            skipped.append((where, (f"{where}: pixels must be integers 0-255 separated by "
+                                   "spaces")))
+            continue
+        n_pix = pix.size
+        if side is None and n_pix > 0 and round(np.sqrt(n_pix)) ** 2 == n_pix:
+            side = round(np.sqrt(n_pix))
+        if side is None or n_pix != side * side:
+            skipped.append((where, (f"{where}: expected {side * side if side else 2304} "
+                                   f"pixel values (a square image), got {n_pix}")))
+            continue
+        images.append(pix.reshape(side, side))
+        labels.append(FER2013_IDS[emotion])
+        splits.append(USAGE_TO_SPLIT.get(row[iu].strip(), "") if iu is not None else "")
+        paths.append(where)
+    del lines
     if not images:
         raise DataError(f"{path}: no usable rows in the FER-2013 CSV")
-    return Dataset(images=np.stack(images), labels=np.array(labels), subjects=None,
+    images = np.stack(images)
+    return Dataset(images=images, labels=np.array(labels), subjects=None,
                    splits=np.array(splits, dtype="<U5"), paths=np.array(paths),
                    name="fer2013", format="fer2013-csv", root=path, skipped=skipped,
-                   sha256=np.array(digests, dtype="<U64"))
+                   sha256=np.array([hashlib.sha256(im.tobytes()).hexdigest()
+                                    for im in images], dtype="<U64"))
