@@ -71,9 +71,8 @@ def _concat(parts, name, root):
     imgs = []
     for p in parts:
         imgs.extend(p.images if isinstance(p.images, list) else list(p.images))
-    subj = None
     return Dataset(images=stack_images(imgs), labels=np.concatenate([p.labels for p in parts]),
-                   subjects=subj, splits=np.concatenate([p.splits for p in parts]),
+                   subjects=None, splits=np.concatenate([p.splits for p in parts]),
                    paths=np.concatenate([p.paths for p in parts]), name=name,
                    format="affectnet", root=root,
                    skipped=[s for p in parts for s in p.skipped],
