@@ -1,0 +1,113 @@
+"""``classicfer fit``: train one classical pipeline and save it for the runtime."""
+
+from __future__ import annotations
+
+import click
+
+from ._common import data_options, handle_errors, parse_params, split_plus
+
+
+@click.command("fit")
+@data_options
+@click.option("--features", required=True, callback=split_plus,
+              help="Feature names joined by '+', e.g. hog+lbp (hog, lbp, landmarks, embedding).")
+@click.option("--classifier", required=True,
+              help="linear-svm, svm, xgboost, logreg or knn.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
+              help="A pipeline parameter, repeatable: C=0.1, pca=150, hog__orientations=12.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for model.onnx + model.json.")
+@click.option("--split", default=None,
+              help="Rows to train on: train (default when the dataset has splits) or all.")
+@click.option("--flip/--no-flip", default=False, show_default=True,
+              help="Add horizontally flipped copies of the training crops.")
+@click.option("--n-jobs", type=int, default=None, help="Processes for feature extraction.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--no-cache", is_flag=True, help="Recompute features instead of using the cache.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@handle_errors
+def fit(data_path, data_format, features, classifier, params, out_dir, split, flip, n_jobs,
+        seed, no_cache, quiet):
+    """Train FEATURES + CLASSIFIER on a dataset and save a deployable model.
+
+    Features come from the cache when these images and feature parameters were
+    seen before. When the dataset has a validation split (FER-2013 PublicTest)
+    its accuracy and macro-F1 are stored with the model.
+
+    \b
+    Example:
+      classicfer fit --data ../shared/datasets/fer2013 --features hog+lbp \\
+          --classifier svm --param pca=150 --param C=10 --flip --out models/fer-hoglbp-svm
+    """
+    import time
+
+    import numpy as np
+
+    from ..datasets import load_dataset
+    from ..exceptions import ConfigError, DataError
+    from ..features import feature_spec_string
+    from ..models import fit_pipeline, make_pipeline, save_model
+    from ._common import warn
+
+    try:
+        spec = feature_spec_string(features)
+    except ConfigError as e:
+        raise click.BadParameter(str(e), param_hint="--features") from None
+    p = parse_params(params)
+    pipe = make_pipeline(spec, classifier, p, random_state=seed)
+
+    t0 = time.perf_counter()
+    ds = load_dataset(data_path, data_format, progress=not quiet)
+    if not isinstance(ds.images, np.ndarray):
+        raise DataError(f"{data_path}: images have different sizes; the classical pipeline "
+                        "needs equal-size face crops (run the face stage first)")
+    has_splits = "train" in set(ds.splits)
+    if split in (None, "train") and has_splits:
+        train = ds.split("train")
+    elif split in (None, "all"):
+        train = ds
+    elif split in set(ds.splits):
+        train = ds.split(split)
+    else:
+        raise DataError(f"--split {split!r}: the dataset has splits "
+                        f"{', '.join(sorted(set(ds.splits) - {''})) or 'none'}; use one of them "
+                        "or 'all'")
+    extra = dict(extra_images=train.images[:, :, ::-1], extra_y=train.labels) if flip else {}
+    if not quiet:
+        warn(f"training {spec} + {classifier} on {len(train)} images"
+             f"{' (+ flips)' if flip else ''} from {ds.name}")
+    fit_pipeline(pipe, train.images, train.labels, cache=not no_cache, n_jobs=n_jobs, **extra)
+    info = dict(pipe.fit_info_)
+    metrics = {}
+    val = ds.split("val") if has_splits and split in (None, "train") else None
+    check = None
+    if val is not None and len(val):
+        from sklearn.metrics import accuracy_score, f1_score
+
+        from ..features.cache import compute_features
+
+        Fv = compute_features(pipe.named_steps["features"], val.images, cache=not no_cache,
+                              n_jobs=n_jobs)
+        pred = pipe[1:].predict(Fv)
+        metrics = {"split": "val", "n": len(val),
+                   "accuracy": float(accuracy_score(val.labels, pred)),
+                   "f1_macro": float(f1_score(val.labels, pred, average="macro"))}
+        check = val.images
+    else:
+        rng = np.random.default_rng(seed)
+        check = train.images[rng.permutation(len(train))[:2000]]
+    training = {"data": str(data_path), "n_train": info["n_train"], "flip": flip, "seed": seed,
+                "features_from_cache": info["features_from_cache"],
+                "feature_seconds": info["feature_seconds"], "fit_seconds": info["fit_seconds"],
+                "params": p}
+    out = save_model(pipe, out_dir, dataset_name=ds.name, metrics=metrics, training=training,
+                     check_images=check)
+    if not quiet:
+        cache_note = "features from cache" if info["features_from_cache"] else \
+            f"features {info['feature_seconds']:.1f} s"
+        warn(f"{cache_note}, fit {info['fit_seconds']:.1f} s, total "
+             f"{time.perf_counter() - t0:.1f} s")
+        if metrics:
+            warn(f"validation ({metrics['n']} images): accuracy {metrics['accuracy']:.4f}, "
+                 f"macro-F1 {metrics['f1_macro']:.4f}")
+    click.echo(str(out))

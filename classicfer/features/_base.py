@@ -1,0 +1,146 @@
+"""Base class of the image-descriptor transformers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ..exceptions import ConfigError
+
+
+def as_image_batch(X, *, name: str = "X") -> np.ndarray:
+    """Return ``X`` as an (N, H, W) uint8 array.
+
+    Accepts an (N, H, W) array, a list of equal-size (H, W) arrays, or an
+    (N, H*W) array of flattened square images (what sklearn's common tests and
+    some tabular pipelines pass).
+
+    Raises
+    ------
+    ValueError
+        For any other shape, for non-finite values, or for an empty batch.
+    """
+    if isinstance(X, (list, tuple)):
+        shapes = {np.shape(x) for x in X}
+        if len(shapes) > 1:
+            raise ValueError(f"{name}: images have different sizes {sorted(shapes)[:3]}; "
+                             "resize the crops to one size first")
+    arr = np.asarray(X)
+    if arr.dtype == object:
+        raise ValueError(f"{name}: expected a numeric image array, got dtype=object")
+    if arr.ndim == 2:
+        side = math.isqrt(arr.shape[1])
+        if side * side != arr.shape[1] or side == 0:
+            raise ValueError(f"{name}: expected (N, H, W) face crops or (N, H*W) flattened square "
+                             f"crops; got shape {arr.shape} (2-D with {arr.shape[1]} columns, "
+                             "not a square number)")
+        arr = arr.reshape(arr.shape[0], side, side)
+    elif arr.ndim == 4 and arr.shape[-1] in (3, 4):
+        # colour crops: ITU-R 601 luma, as OpenCV and Pillow do
+        arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    elif arr.ndim != 3:
+        raise ValueError(f"{name}: expected (N, H, W) face crops; got an array of shape "
+                         f"{arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name}: got 0 images; at least one is required")
+    if arr.dtype != np.uint8:
+        if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
+            raise ValueError(f"{name}: expected numeric pixels, got dtype={arr.dtype}")
+        farr = arr.astype(np.float64)
+        if not np.isfinite(farr).all():
+            raise ValueError(f"{name}: contains NaN or infinity")
+        # floats in [0, 1] are scaled; anything else is clipped to the uint8 range
+        if np.issubdtype(arr.dtype, np.floating) and farr.size and farr.min() >= 0 \
+                and farr.max() <= 1.0:
+            farr = farr * 255.0
+        arr = np.clip(np.rint(farr), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+class ImageTransformer(TransformerMixin, BaseEstimator):
+    """Shared behaviour of the descriptors in :mod:`classicfer.features`.
+
+    Subclasses store their parameters in ``__init__``, implement
+    ``_describe_batch(images) -> (N, n_features) float32`` and
+    ``_n_features(shape)``, and may override ``_check_params`` and
+    ``_feature_prefix``.
+
+    The transformers are stateless: ``fit`` validates and records the image
+    size, nothing is learned, and ``transform`` works without ``fit`` (like
+    ``FunctionTransformer``), so a deployed model can rebuild them from their
+    JSON parameters alone.
+    """
+
+    #: minimum (H, W) a subclass accepts; checked in ``_check_shape``
+    _min_size = (8, 8)
+
+    def __sklearn_is_fitted__(self):
+        return True
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.requires_fit = False
+        tags.input_tags.two_d_array = True
+        tags.input_tags.three_d_array = True
+        return tags
+
+    # -- sklearn API -------------------------------------------------------
+    def fit(self, X, y=None):
+        """Validate ``X`` and the parameters; learn nothing. Returns ``self``."""
+        self._check_params()
+        images = as_image_batch(X)
+        self._check_shape(images.shape[1:])
+        self.image_shape_ = images.shape[1:]
+        self.n_features_out_ = self._n_features(self.image_shape_)
+        return self
+
+    def transform(self, X):
+        """Describe each crop: (N, H, W) uint8 -> (N, n_features) float32."""
+        self._check_params()
+        images = as_image_batch(X)
+        self._check_shape(images.shape[1:])
+        return self._parallel(images)
+
+    def get_feature_names_out(self, input_features=None):
+        shape = getattr(self, "image_shape_", (48, 48))
+        n = self._n_features(shape)
+        prefix = self._feature_prefix()
+        return np.asarray([f"{prefix}{i}" for i in range(n)], dtype=object)
+
+    # -- helpers -------------------------------------------------------------
+    def _feature_prefix(self) -> str:
+        return type(self).__name__.lower().replace("features", "") + "_"
+
+    def _check_params(self) -> None:
+        n_jobs = getattr(self, "n_jobs", None)
+        if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
+            raise ConfigError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
+
+    def _check_shape(self, shape) -> None:
+        h, w = shape
+        mh, mw = self._min_size_for()
+        if h < mh or w < mw:
+            raise ValueError(f"crop is {h}x{w}; {type(self).__name__} with these parameters "
+                             f"needs at least {mh}x{mw} (too small)")
+
+    def _min_size_for(self):
+        return self._min_size
+
+    def _parallel(self, images: np.ndarray) -> np.ndarray:
+        n_jobs = getattr(self, "n_jobs", None)
+        if n_jobs in (None, 1) or len(images) < 512:
+            return self._describe_batch(images)
+        from joblib import Parallel, delayed, effective_n_jobs
+
+        n = effective_n_jobs(n_jobs)
+        chunks = np.array_split(images, max(n * 4, 1))
+        parts = Parallel(n_jobs=n_jobs)(delayed(self._describe_batch)(c) for c in chunks if len(c))
+        return np.concatenate(parts, axis=0)
+
+    def _describe_batch(self, images: np.ndarray) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+    def _n_features(self, shape) -> int:  # pragma: no cover
+        raise NotImplementedError
