@@ -27,6 +27,7 @@
   let tracks = [];          // [{box, probs: {label: p} or null, guess, status, text}]
   let frameW = 0, frameH = 0;
   const completed = [];     // times of answered frames, for the frames/s display
+  let lastLatency = 0;      // ms, last round trip
 
   function showState(text) { $("camera-state").textContent = text; }
 
@@ -204,11 +205,18 @@
     bars.replaceChildren(...rows);
   }
 
+  // Answered frames per second over the last (up to) 10 answers within 20 s; 0 when no
+  // answer came for 3 s (or 3 round trips, if slower).
   function updateRate() {
     const now = performance.now();
-    while (completed.length && completed[0] < now - 3000) completed.shift();
-    const span = completed.length > 1 ? (now - completed[0]) / 1000 : 0;
-    $("fps").textContent = span > 0 ? (completed.length / Math.max(span, 1)).toFixed(1) : "0.0";
+    while (completed.length && (completed[0] < now - 20000 || completed.length > 10)) {
+      completed.shift();
+    }
+    const n = completed.length;
+    const last = n ? completed[n - 1] : 0;
+    let fps = 0;
+    if (n >= 2 && now - last < Math.max(3000, 3 * lastLatency)) fps = (n - 1) / ((last - completed[0]) / 1000);
+    $("fps").textContent = fps.toFixed(1);
   }
 
   async function send() {
@@ -227,7 +235,8 @@
         headers: { "Content-Type": "image/jpeg" }, body: blob });
       const body = await r.json().catch(() => ({}));
       if (!r.ok) throw new Error(body.message || `HTTP ${r.status}`);
-      $("latency").textContent = String(Math.round(performance.now() - t0));
+      lastLatency = performance.now() - t0;
+      $("latency").textContent = String(Math.round(lastLatency));
       frameW = w; frameH = h;
       updateTracks(body.faces || []);
       completed.push(performance.now());
