@@ -248,3 +248,10 @@ def test_default_runtime_path_never_loads_the_68_point_model(tmp_path, monkeypat
         assert any("68" in name for name in loaded)
     finally:
         _models.shape_predictor.cache_clear()
+
+
+def test_every_exported_model_gets_a_card(tmp_path):
+    d = make_linear_model(tmp_path / "exported", name="exported")
+    text = (d / CARD_FILE).read_text()
+    assert text.startswith("# Model card: exported")
+    assert _sections(text) == list(SECTIONS)

@@ -44,8 +44,9 @@ def sha256_file(path) -> str:
     return h.hexdigest()
 
 
-def write_model_dir(out_dir, onnx_bytes: bytes, sidecar: dict) -> Path:
-    """Write ``model.onnx`` and ``model.json`` (checksum filled in) to ``out_dir``."""
+def write_model_dir(out_dir, onnx_bytes: bytes, sidecar: dict, *, card: bool = True) -> Path:
+    """Write ``model.onnx`` and ``model.json`` (checksum filled in) to ``out_dir``,
+    and ``model_card.md`` unless ``card=False`` (see :mod:`classicfer.cards`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / ONNX_FILE).write_bytes(onnx_bytes)
@@ -61,6 +62,10 @@ def write_model_dir(out_dir, onnx_bytes: bytes, sidecar: dict) -> Path:
     if missing:
         raise ModelError(f"sidecar lacks {', '.join(sorted(missing))}")
     (out / SIDECAR).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    if card:  # every exported model gets a card; `classicfer card` refreshes it later
+        from ..cards import write_model_card
+
+        write_model_card(out)
     return out
 
 
