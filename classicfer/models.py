@@ -44,8 +44,8 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, *, n_estimators=300, max_depth=6, learning_rate=0.1, subsample=0.9,
-                 colsample_bytree=0.5, min_child_weight=1.0, reg_lambda=1.0, max_bin=256,
-                 n_jobs=None, random_state=0):
+                 colsample_bytree=0.5, min_child_weight=1.0, reg_lambda=1.0, max_bin=64,
+                 n_jobs=1, random_state=0):
         self.n_estimators = n_estimators
         self.max_depth = max_depth
         self.learning_rate = learning_rate
@@ -68,7 +68,7 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
         enc = LabelEncoder().fit(y)
         self.classes_ = enc.classes_
         if len(self.classes_) < 2:
-            raise ValueError(f"need at least 2 classes, got {len(self.classes_)}")
+            raise ValueError(f"need at least 2 classes, got {len(self.classes_)} class")
         self.model_ = XGBClassifier(
             n_estimators=self.n_estimators, max_depth=self.max_depth,
             learning_rate=self.learning_rate, subsample=self.subsample,
@@ -87,6 +87,9 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
         return self.model_.predict_proba(X)
 
     def predict(self, X):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self)
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 

@@ -22,6 +22,8 @@ def as_image_batch(X, *, name: str = "X") -> np.ndarray:
     ValueError
         For any other shape, for non-finite values, or for an empty batch.
     """
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise ValueError(f"{name}: sparse input is not supported; pass dense (N, H, W) crops")
     if isinstance(X, (list, tuple)):
         shapes = {np.shape(x) for x in X}
         if len(shapes) > 1:
