@@ -345,8 +345,8 @@ def _datasets_of(meta, evaluations) -> list[str]:
             names.append(ds)
     out = []
     for n in names:
-        low = str(n).lower()
-        key = "fer2013" if "fer" in low else ("ckplus48" if "ck" in low else low)
+        low = str(n).lower().split("-to-")[-1]  # cross-dataset reports: "<train>-to-<test>"
+        key = "ckplus48" if "ck" in low else ("fer2013" if "fer" in low else low)
         if key not in out:
             out.append(key)
     return out

@@ -105,10 +105,12 @@ def test_card_reports_harness_figures(tmp_path):
     assert "No demographic labels" in text and "Label noise" in text and "duplicate" in text
 
 
-def test_card_training_notes_for_ckplus(tmp_path):
+@pytest.mark.parametrize("dataset, protocol", [("ckplus48", "subject-kfold"),
+                                               ("fer2013-to-ckplus48", "cross-dataset")])
+def test_card_training_notes_for_ckplus(tmp_path, dataset, protocol):
     d, meta = _model(tmp_path)
     meta = json.loads((d / "model.json").read_text())
-    _report(tmp_path, meta, dataset="ckplus48", protocol="subject-10fold", groups=False)
+    _report(tmp_path, meta, dataset=dataset, protocol=protocol, groups=False)
     text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
     assert "Posed expressions" in text and "118 subjects" in text
     assert "non-commercial research only" in text
