@@ -99,6 +99,7 @@ def bench_classicfer(frame: bytes, runs: int, warmup: int, **kw) -> dict:
             cpu[k].append(t[k])
     f = faces[0].to_dict() if faces else None
     return {"config": {"model": p.model.name, "model_dir": str(p.model.path),
+                       "sha256": p.model.sidecar["onnx"]["sha256"],
                        "kind": p.model.kind, "detector": p.detector,
                        "landmarks": p.landmarks, "crop": p.crop, "min_size": p.min_size,
                        "threads": p.model.threads},
@@ -294,7 +295,8 @@ def render(res: dict) -> str:
          f"- Versions: {', '.join(f'{k} {v}' for k, v in res['versions'].items())}",
          f"- Frame: astronaut photo (NASA, public domain) on a 640x480 canvas, JPEG q90; "
          f"{c['runs']} timed runs after {res['warmup']} warm-up runs; no random seed involved.",
-         f"- classicfer: model `{c['config']['model']}` ({c['config']['kind']}), detector "
+         f"- classicfer: model `{c['config']['model']}` ({c['config']['kind']}, ONNX sha256 "
+         f"`{c['config']['sha256'][:12]}...`), detector "
          f"`{c['config']['detector']}` (min_size {c['config']['min_size'] or 'default'}), "
          f"landmarks `{c['config']['landmarks']}`, crop `{c['config']['crop']}`, "
          f"onnxruntime threads {c['config']['threads']}.", "",
