@@ -313,6 +313,12 @@ def run(args, serve_args) -> dict:
     }
 
 
+def ceiling(r) -> str:
+    cpu = (r.get("server_cpu_ms_per_request") or 0) + (r.get("client_cpu_ms_per_request") or 0)
+    cores = (r.get("machine") or {}).get("cpus") or 1
+    return f"{cores * 1000 / cpu:.0f}" if cpu > 0 else "n/a"
+
+
 def render(results: list[dict]) -> str:
     lines = [
         "# `classicfer serve` load test (loopback)",
@@ -325,10 +331,14 @@ def render(results: list[dict]) -> str:
         "",
         f"Target: >= {TARGET_RPS:g} requests/s with the default model, no errors, memory flat.",
         "",
+        ("*CPU ceiling* is an estimate, not a measurement: 2 cores x 1000 ms / (server + "
+         "client CPU ms per request), i.e. the rate this work would reach if it had both cores "
+         "to itself. The measured req/s depend on the other processes running (load average)."),
+        "",
         ("| run | model | detector | requests | conc. | errors | req/s | p50 ms | p95 ms | "
-         "p99 ms | server CPU ms/req | RSS start -> end (max) MB | load avg before -> after | "
-         f"target {TARGET_RPS:g} req/s |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+         "p99 ms | server CPU ms/req | CPU ceiling req/s (est.) | RSS start -> end (max) MB | "
+         f"load avg before -> after | target {TARGET_RPS:g} req/s |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         m = r["rss_mb"]
@@ -336,9 +346,9 @@ def render(results: list[dict]) -> str:
         met = "met" if r["requests_per_s"] >= TARGET_RPS and r["errors"] == 0 else "NOT met"
         lines.append(
             f"| {r['tag']} | {r['model']} ({r['model_kind']}) | {r['detector']} | "
-            f"{r['requests']} | {r['concurrency']} | {r['errors']} | {r['requests_per_s']:.1f} | "
+            f"{r['requests']}/{r['requested']} | {r['concurrency']} | {r['errors']} | {r['requests_per_s']:.1f} | "
             f"{lat['p50']:.0f} | {lat['p95']:.0f} | {lat['p99']:.0f} | "
-            f"{r['server_cpu_ms_per_request']} | {m['start']:.0f} -> {m['end']:.0f} "
+            f"{r['server_cpu_ms_per_request']} | {ceiling(r)} | {m['start']:.0f} -> {m['end']:.0f} "
             f"({m['max']:.0f}) | {r['loadavg_before'][0]:.2f} -> {r['loadavg_after'][0]:.2f} | "
             f"{met} |")
     lines += ["", "## Runs", ""]
@@ -373,6 +383,12 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_report(results_dir: Path) -> None:
+    runs = [json.loads(p.read_text()) for p in sorted((results_dir / "serve").glob("*.json"))]
+    runs.sort(key=lambda r: r["date_utc"])
+    (results_dir / "serve.md").write_text(render(runs) + "\n")
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     serve_args = []
@@ -389,16 +405,19 @@ def main(argv=None):
     ap.add_argument("--test-model", action="store_true",
                     help="Serve a tiny random linear model (when no model is bundled).")
     ap.add_argument("--results", type=Path, default=RESULTS)
+    ap.add_argument("--render-only", action="store_true",
+                    help="Only regenerate serve.md from results/serve/*.json.")
     args = ap.parse_args(argv)
+    out_dir = args.results / "serve"
+    if args.render_only:
+        write_report(args.results)
+        return 0
     if not (1 <= args.concurrency <= 64 and 1 <= args.requests <= 100_000):
         ap.error("--concurrency must be in 1..64 and --requests in 1..100000")
     res = run(args, serve_args)
-    out_dir = args.results / "serve"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / f"{args.tag}.json").write_text(json.dumps(res, indent=2) + "\n")
-    runs = [json.loads(p.read_text()) for p in sorted(out_dir.glob("*.json"))]
-    runs.sort(key=lambda r: r["date_utc"])
-    (args.results / "serve.md").write_text(render(runs) + "\n")
+    write_report(args.results)
     print(json.dumps({k: res[k] for k in ("tag", "requests", "errors", "requests_per_s",
                                           "latency_ms", "server_cpu_ms_per_request", "rss_mb")},
                      indent=1))

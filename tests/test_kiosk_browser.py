@@ -234,7 +234,7 @@ def test_kiosk_shows_a_label_from_the_fake_camera(tmp_path):
             browser.call("Emulation.setDeviceMetricsOverride", width=1280, height=720,
                          deviceScaleFactor=1, mobile=False)
             browser.call("Page.navigate", url=url)
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 120
             state = {}
             while time.monotonic() < deadline:
                 state = json.loads(browser.evaluate(STATE_JS) or "{}")
