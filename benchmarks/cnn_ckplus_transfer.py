@@ -31,6 +31,9 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=None,
+                    help="peak learning rate (default 1e-3 transfer, 3e-3 scratch)")
+    ap.add_argument("--tag", default="", help="suffix of the result file, for variants")
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
     args = ap.parse_args(argv)
 
@@ -60,7 +63,7 @@ def main(argv=None):
     for k, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
         assert not set(groups[tr]) & set(groups[te])
         res = fit(x[tr], y[tr], None, None, classes=classes, epochs=args.epochs, batch_size=32,
-                  lr=1e-3 if args.arm == "transfer" else 3e-3, seed=args.seed + k,
+                  lr=args.lr or (1e-3 if args.arm == "transfer" else 3e-3), seed=args.seed + k,
                   init_state=init_state, norm=norm, model_config=config,
                   freeze_epochs=1 if args.arm == "transfer" else 0, threads=args.threads,
                   progress=False, log=lambda m: None)
@@ -70,7 +73,7 @@ def main(argv=None):
         print(f"[{time.strftime('%H:%M:%S')}] {args.arm} fold {k + 1}/10: "
               f"acc {fold_acc[-1]:.4f} ({len(te)} images, {len(set(groups[te]))} subjects)",
               flush=True)
-    out = {"arm": args.arm, "command": cmd, "epochs": args.epochs, "seed": args.seed,
+    out = {"arm": args.arm + args.tag, "lr": args.lr or (1e-3 if args.arm == "transfer" else 3e-3), "command": cmd, "epochs": args.epochs, "seed": args.seed,
            "init": args.init if args.arm == "transfer" else None,
            "classes": classes, "fold_accuracy": fold_acc,
            "mean_fold_accuracy": float(np.mean(fold_acc)),
@@ -82,11 +85,13 @@ def main(argv=None):
            "torch": torch.__version__}
     res_dir = Path(args.results)
     res_dir.mkdir(parents=True, exist_ok=True)
-    (res_dir / f"ckplus_{args.arm}.json").write_text(json.dumps(out, indent=2) + "\n")
+    (res_dir / f"ckplus_{args.arm}{args.tag}.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("mean_fold_accuracy", "pooled_accuracy",
                                           "pooled_macro_f1", "cpu_s")}))
-    arms = {a: json.loads((res_dir / f"ckplus_{a}.json").read_text())
-            for a in ("scratch", "transfer") if (res_dir / f"ckplus_{a}.json").is_file()}
+    arms = {}
+    for f in sorted(res_dir.glob("ckplus_*.json")):
+        r = json.loads(f.read_text())
+        arms[r["arm"]] = r
     lines = ["# CK+48 7-class, subject-grouped stratified 10-fold: transfer vs scratch", "",
              "Produced by `benchmarks/cnn_ckplus_transfer.py` (commands below). Folds: "
              "`StratifiedGroupKFold(10, shuffle=True, random_state=0)` on subject ids "
@@ -95,7 +100,8 @@ def main(argv=None):
              ("| arm | epochs/fold | mean fold acc (± std) | pooled acc | pooled macro-F1 | "
              "CPU s |"), "|---|---|---|---|---|---|"]
     for a, r in arms.items():
-        lines.append(f"| {a} | {r['epochs']} | {r['mean_fold_accuracy']:.4f} ± "
+        lines.append(f"| {a} | {r['epochs']} | {r.get('lr', 1e-3 if 'transfer' in a else 3e-3):g} "
+                     f"| {r['mean_fold_accuracy']:.4f} ± "
                      f"{r['std_fold_accuracy']:.4f} | {r['pooled_accuracy']:.4f} | "
                      f"{r['pooled_macro_f1']:.4f} | {r['cpu_s']:.0f} |")
     lines += ["", "Per-class F1 (pooled over folds):", "",

@@ -327,6 +327,8 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, log=print
     if init_from:
         _, ck = load_checkpoint(init_from)
         init_state = ck["model"]
+        if list(ck["classes"]) != list(classes):  # other classes: a fresh head
+            init_state = {k: v for k, v in init_state.items() if not k.startswith("head.")}
         fit_kwargs.setdefault("model_config", {k: v for k, v in ck["config"].items()
                                                if k != "n_classes"})
         fit_kwargs.setdefault("norm", (ck["mean"], ck["std"]))
