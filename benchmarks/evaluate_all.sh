@@ -24,10 +24,10 @@ done_already() { [[ -n "$SKIP_EXISTING" && -f "$OUT/$1/metrics.json" ]]; }
 # CK+48, subject-grouped stratified 10-fold (no subject on both sides of a fold).
 CK_MODELS=(
   "hog linear-svm"
+  "hog knn"
+  "hog logreg"
   "lbp linear-svm"
   "hog+lbp linear-svm"
-  "hog logreg"
-  "hog knn"
 )
 # FER-2013: fit Training, report PrivateTest (PublicTest unused: no grid here).
 # Only hog + linear-svm among the classical models: on the shared 2-core box (a CNN
