@@ -164,3 +164,26 @@ def test_cli_bad_widths_is_one_line_error(tiny_fer_folder, tmp_path):
                                  "--out", str(tmp_path), "--widths", "a,b"])
     assert r.exit_code == 1
     assert "Error:" in r.output and "--widths" in r.output and "Traceback" not in r.output
+
+
+def test_cli_transfer_to_other_classes_gets_a_fresh_head(tiny_fer_folder, tiny_ckplus48,
+                                                         tmp_path):
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+
+    common = ["--epochs", "1", "--widths", "4,8", "--threads", "1", "--batch-size", "8",
+              "--quiet"]
+    r = CliRunner().invoke(cli, ["train-cnn", "--data", str(tiny_fer_folder),
+                                 "--out", str(tmp_path / "fer"), *common])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["train-cnn", "--data", str(tiny_ckplus48),
+                                 "--out", str(tmp_path / "ck"), "--init-from",
+                                 str(tmp_path / "fer" / "checkpoints" / "best.pt"), *common])
+    assert r.exit_code == 0, r.output
+    meta, _ = read_sidecar(tmp_path / "ck" / "model")
+    assert "contempt" in meta["labels"] and "neutral" not in meta["labels"]
+    fer = torch.load(tmp_path / "fer" / "checkpoints" / "best.pt", weights_only=False)
+    ck = torch.load(tmp_path / "ck" / "checkpoints" / "best.pt", weights_only=False)
+    assert ck["mean"] == pytest.approx(fer["mean"])  # FER normalisation kept
+    assert ck["classes"] != fer["classes"]
