@@ -74,7 +74,7 @@ class XGBoostClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=self.learning_rate, subsample=self.subsample,
             colsample_bytree=self.colsample_bytree, min_child_weight=self.min_child_weight,
             reg_lambda=self.reg_lambda, max_bin=self.max_bin, tree_method="hist",
-            n_jobs=self.n_jobs, random_state=self.random_state,
+            n_jobs=self.n_jobs, random_state=self.random_state, base_score=0.5,
             objective="multi:softprob" if len(self.classes_) > 2 else "binary:logistic")
         self.model_.fit(X, enc.transform(y))
         return self
@@ -432,9 +432,9 @@ def check_training_labels(y, *, min_per_class: int = 3) -> None:
         raise DataError("the training set is empty; check --data and the split")
     classes, counts = np.unique(y, return_counts=True)
     if len(classes) < 2:
-        raise DataError(f"the training set has one class ({classes[0]!r}); a classifier needs "
+        raise DataError(f"the training set has one class ({str(classes[0])!r}); a classifier needs "
                         "at least two")
-    small = [f"{c!r} ({n})" for c, n in zip(classes, counts) if n < min_per_class]
+    small = [f"{str(c)!r} ({n})" for c, n in zip(classes, counts) if n < min_per_class]
     if small:
         raise DataError(f"classes with fewer than {min_per_class} training images: "
                         f"{', '.join(small)}; add images or drop the class")

@@ -1,0 +1,138 @@
+"""``classicfer fit`` and ``classicfer grid`` through click's CliRunner."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from classicfer.cli import cli
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_fit_saves_a_model(runner, tiny_fer_folder, tmp_path):
+    from classicfer.runtime._format import read_sidecar
+
+    out = tmp_path / "model"
+    r = runner.invoke(cli, ["fit", "--data", str(tiny_fer_folder), "--features", "hog",
+                            "--classifier", "logreg", "--param", "C=0.5", "--out", str(out),
+                            "--flip", "-q"])
+    assert r.exit_code == 0, r.output
+    meta, _ = read_sidecar(out)
+    assert meta["features"]["spec"] == "hog"
+    assert meta["training"]["n_train"] == 2 * 28  # Training images + their flips
+    assert meta["metrics"]["split"] == "val" and 0 <= meta["metrics"]["accuracy"] <= 1
+    assert len(meta["labels"]) == 7
+    # a second fit with other classifier parameters reuses the cached features
+    r = runner.invoke(cli, ["fit", "--data", str(tiny_fer_folder), "--features", "hog",
+                            "--classifier", "logreg", "--param", "C=1", "--out",
+                            str(tmp_path / "m2"), "--flip"])
+    assert r.exit_code == 0, r.output
+    assert "features from cache" in r.output
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--features", "hgo", "--classifier", "logreg"],
+     "unknown feature 'hgo'; choose from hog, lbp, landmarks, embedding"),
+    (["--features", "hog", "--classifier", "svn"],
+     "Error: unknown classifier 'svn'; choose from linear-svm, svm, xgboost, logreg, knn"),
+    (["--features", "hog", "--classifier", "logreg", "--param", "C=abc"],
+     "Error: parameter 'classifier__C'='abc' is invalid"),
+    (["--features", "hog", "--classifier", "logreg", "--param", "Cee=1"],
+     "Error: unknown parameter 'Cee'"),
+    (["--features", "hog", "--classifier", "logreg", "--param", "C"],
+     "expected KEY=VALUE"),
+])
+def test_fit_bad_input(runner, tiny_fer_folder, tmp_path, args, message):
+    r = runner.invoke(cli, ["fit", "--data", str(tiny_fer_folder), "--out",
+                            str(tmp_path / "m"), *args])
+    assert r.exit_code != 0
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_fit_refuses_one_class(runner, tmp_path):
+    import shutil
+
+    from conftest import make_tiny_fer_folder
+
+    root = make_tiny_fer_folder(tmp_path / "fer")
+    for part in ("train", "test"):
+        for d in (root / part).iterdir():
+            if d.name != "happy":
+                shutil.rmtree(d)
+    r = runner.invoke(cli, ["fit", "--data", str(root), "--features", "hog", "--classifier",
+                            "logreg", "--out", str(tmp_path / "m")])
+    assert r.exit_code == 1
+    assert "Error: the training set has one class ('happy')" in r.output
+
+
+def test_grid_writes_every_combination(runner, tiny_ckplus48, tmp_path):
+    out = tmp_path / "res"
+    r = runner.invoke(cli, ["grid", "--data", str(tiny_ckplus48), "--features", "hog,hog+lbp",
+                            "--classifier", "logreg,knn", "--param", "C=0.1,1",
+                            "--param", "n_neighbors=1,3", "--cv", "group:3", "--out", str(out),
+                            "-q"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(open(out / "summary.csv")))
+    # 2 feature specs x (logreg: 2 C values + knn: 2 n_neighbors values)
+    assert len(rows) == 8
+    assert {r["classifier"] for r in rows} == {"logreg", "knn"}
+    assert all(0 <= float(r["mean_test_accuracy"]) <= 1 for r in rows)
+    assert sorted(int(r["rank_test_accuracy"]) for r in rows) == list(range(1, 9))
+    folds = list(csv.DictReader(open(out / "folds.csv")))
+    assert len(folds) == 8 * 3
+    run = json.loads((out / "run.json").read_text())
+    assert "StratifiedGroupKFold" in run["cv"] and run["seed"] == 0
+    assert "scikit-learn" in run["versions"]
+    assert "| Rank |" in (out / "summary.md").read_text()
+
+
+def test_grid_subject_folds_keep_subjects_apart(tiny_ckplus48):
+    import numpy as np
+
+    from classicfer.datasets import load_dataset
+    from classicfer.models import make_cv
+
+    ds = load_dataset(tiny_ckplus48)
+    folds, desc = make_cv("group:3", labels=ds.labels, groups=ds.subjects)
+    for tr, te in folds:
+        assert not set(ds.subjects[tr]) & set(ds.subjects[te])
+    assert np.sort(np.concatenate([te for _, te in folds])).tolist() == list(range(len(ds)))
+
+
+def test_grid_official_split_and_flip(runner, tiny_fer_folder, tmp_path):
+    out = tmp_path / "res"
+    r = runner.invoke(cli, ["grid", "--data", str(tiny_fer_folder), "--features", "lbp",
+                            "--classifier", "logreg", "--cv", "official", "--flip",
+                            "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    run = json.loads((out / "run.json").read_text())
+    assert run["cv"].startswith("official") and run["flip"] is True
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--features", "hog,nope", "--classifier", "logreg"], "unknown feature 'nope'"),
+    (["--features", "hog", "--classifier", "logreg,boost"], "unknown classifier 'boost'"),
+    (["--features", "hog", "--classifier", "logreg", "--param", "gamma=1,2"],
+     "Error: unknown parameter 'gamma'"),
+    (["--features", "hog", "--classifier", "logreg", "--cv", "many"], "Error: --cv 'many'"),
+])
+def test_grid_bad_input(runner, tiny_ckplus48, tmp_path, args, message):
+    r = runner.invoke(cli, ["grid", "--data", str(tiny_ckplus48), "--out", str(tmp_path / "r"),
+                            "-q", *args])
+    assert r.exit_code != 0
+    assert message in r.output
+    assert "Traceback" not in r.output
+
+
+def test_help(runner):
+    for cmd in ("fit", "grid"):
+        r = runner.invoke(cli, [cmd, "--help"])
+        assert r.exit_code == 0 and "Example:" in r.output

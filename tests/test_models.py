@@ -1,0 +1,174 @@
+"""Classifier registry, pipelines, parameter routing, ONNX parity, the deployment folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import CLASS_ANGLES, face_crop
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+
+from classicfer.exceptions import ConfigError, DataError, ModelError
+from classicfer.features.cache import compute_features
+from classicfer.models import (
+    CLASSIFIERS,
+    fit_pipeline,
+    make_pipeline,
+    onnx_parity,
+    route_params,
+    save_model,
+    to_onnx,
+)
+
+CLASSES = ("angry", "happy", "sad", "surprise")
+FAST = {"xgboost": {"n_estimators": 10, "max_depth": 2}, "svm": {"pca": 10},
+        "knn": {"n_neighbors": 3}}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    X = np.stack([face_crop(CLASS_ANGLES[c], rng) for c in CLASSES for _ in range(9)])
+    y = np.repeat(CLASSES, 9)
+    perm = rng.permutation(len(y))
+    return X[perm], y[perm]
+
+
+@pytest.mark.parametrize("classifier", list(CLASSIFIERS))
+@pytest.mark.parametrize("features", ["hog", "lbp", "landmarks", "embedding", "hog+lbp"])
+def test_every_combination_fits_and_exports(data, features, classifier):
+    X, y = data
+    pipe = make_pipeline(features, classifier, FAST.get(classifier))
+    fit_pipeline(pipe, X[:28], y[:28])
+    proba = pipe.predict_proba(X[28:])
+    assert proba.shape == (8, len(CLASSES))
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+    # predict is the argmax of the probabilities (what the runtime reports)
+    classes = pipe.classes_
+    np.testing.assert_array_equal(pipe.predict(X[28:]), classes[proba.argmax(1)])
+    F = compute_features(pipe.named_steps["features"], X)
+    par = onnx_parity(pipe, to_onnx(pipe, F.shape[1]), F)
+    assert par["agreement"] >= 0.995, par
+    if classifier != "xgboost":
+        # tree thresholds can flip for a value that float32 scaling in ONNX moves across a
+        # split point (sklearn scales in float64): for trees only the argmax is compared
+        assert par["max_abs_prob_diff"] < 1e-3
+
+
+@pytest.mark.parametrize("classifier", ["linear-svm", "logreg"])
+def test_learns_the_fixture(data, classifier):
+    X, y = data
+    pipe = fit_pipeline(make_pipeline("hog", classifier), X[:28], y[:28])
+    # classes differ by a visible in-plane rotation: far above chance (25 %)
+    assert (pipe.predict(X[28:]) == y[28:]).mean() >= 0.75
+
+
+def test_pipeline_is_sklearn(data):
+    X, y = data
+    pipe = make_pipeline("hog+lbp", "logreg", {"C": 0.5, "hog__orientations": 6})
+    assert pipe.get_params()["classifier__C"] == 0.5
+    assert pipe.get_params()["features__hog__orientations"] == 6
+    c = clone(pipe)
+    assert c.get_params()["features__hog__orientations"] == 6
+    search = GridSearchCV(c, {"features__hog__orientations": [6, 9], "classifier__C": [0.1, 1]},
+                          cv=3, n_jobs=2)
+    search.fit(X, y)
+    assert set(search.best_params_) == {"features__hog__orientations", "classifier__C"}
+    assert search.predict(X[:3]).shape == (3,)
+
+
+def test_param_routing():
+    pipe = make_pipeline("hog", "linear-svm", {"C": 0.3, "pca": 20, "pixels_per_cell": 8})
+    p = pipe.get_params()
+    assert p["classifier__estimator__C"] == 0.3
+    assert p["reduce"].n_components == 20
+    assert p["features__pixels_per_cell"] == 8
+    assert make_pipeline("hog", "svm", {"classifier__C": 2}).get_params()[
+        "classifier__estimator__C"] == 2
+    g = route_params(make_pipeline("hog", "svm"), {"C": [1, 10], "pca": [None, 50]}, grid=True)
+    assert g["classifier__estimator__C"] == [1, 10]
+    assert g["reduce"][0] == "passthrough" and g["reduce"][1].n_components == 50
+
+
+@pytest.mark.parametrize("params,msg", [
+    ({"Cee": 1}, "unknown parameter 'Cee'; classifier parameters: .*C"),
+    ({"C": -1}, "parameter 'classifier__estimator__C'=-1"),
+    ({"C": "big"}, "parameter 'classifier__estimator__C'='big'"),
+    ({"pca": -3}, "parameter 'pca'"),
+    ({"C": [1, 2]}, "one value expected"),
+])
+def test_bad_params(params, msg):
+    with pytest.raises(ConfigError, match=msg):
+        make_pipeline("hog", "linear-svm", params)
+
+
+def test_bad_xgboost_param():
+    with pytest.raises(ConfigError, match="max_depth"):
+        make_pipeline("hog", "xgboost", {"max_depth": 0})
+
+
+def test_unknown_classifier_lists_valid():
+    with pytest.raises(ConfigError, match="unknown classifier 'svn'; choose from linear-svm, svm"):
+        make_pipeline("hog", "svn")
+
+
+def test_refuses_one_class_and_tiny_class(data):
+    X, y = data
+    with pytest.raises(DataError, match="one class"):
+        fit_pipeline(make_pipeline("hog", "logreg"), X[:5], np.array(["happy"] * 5))
+    y2 = y.copy()
+    y2[:] = "happy"
+    y2[0] = "sad"
+    with pytest.raises(DataError, match="fewer than 3 training images: 'sad' \\(1\\)"):
+        fit_pipeline(make_pipeline("hog", "logreg"), X, y2)
+
+
+def test_save_model_writes_runtime_folder(tmp_path, data):
+    from classicfer.runtime._format import read_sidecar
+
+    X, y = data
+    pipe = fit_pipeline(make_pipeline("hog+lbp", "linear-svm", {"grid": 4}), X, y)
+    out = save_model(pipe, tmp_path / "m", dataset_name="tiny", metrics={"accuracy": 1.0},
+                     check_images=X)
+    meta, onnx_path = read_sidecar(out)
+    assert meta["kind"] == "classical"
+    assert meta["labels"] == list(pipe.classes_)
+    assert meta["features"]["spec"] == "hog+lbp"
+    assert meta["features"]["params"]["lbp"]["grid"] == 4
+    assert meta["input"] == {"size": [48, 48], "color": "gray", "crop": "whole"}
+    assert meta["onnx"]["output_kind"] == "probabilities"
+    assert meta["training"]["onnx_parity"]["agreement"] >= 0.995
+    # the runtime path: features rebuilt from JSON + the ONNX head == sklearn
+    from classicfer.features import make_features
+    from classicfer.models import onnx_probabilities
+
+    feats = make_features(meta["features"]["spec"], json.loads(json.dumps(
+        meta["features"]["params"])))
+    p = onnx_probabilities(onnx_path.read_bytes(), feats.transform(X))
+    np.testing.assert_array_equal(np.array(meta["labels"])[p.argmax(1)], pipe.predict(X))
+
+
+def test_save_model_refuses_disagreement(tmp_path, data, monkeypatch):
+    import classicfer.models as m
+
+    X, y = data
+    pipe = fit_pipeline(make_pipeline("hog", "logreg"), X, y)
+    monkeypatch.setattr(m, "onnx_parity", lambda *a, **k: {"agreement": 0.9, "n": 36})
+    with pytest.raises(ModelError, match="agree on 90.00% of 36 images"):
+        save_model(pipe, tmp_path / "m", dataset_name="tiny")
+    assert not (tmp_path / "m" / "model.onnx").exists()
+
+
+def test_save_model_unfitted(tmp_path):
+    with pytest.raises(ModelError, match="not fitted"):
+        save_model(make_pipeline("hog", "logreg"), tmp_path / "m", dataset_name="x")
+
+
+def test_second_fit_reads_cache(data):
+    X, y = data
+    a = fit_pipeline(make_pipeline("lbp", "logreg"), X, y)
+    b = fit_pipeline(make_pipeline("lbp", "logreg", {"C": 1.0}), X, y)
+    assert b.fit_info_["features_from_cache"] is True
+    assert a.fit_info_["n_features"] == b.fit_info_["n_features"]
