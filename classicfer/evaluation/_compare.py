@@ -22,7 +22,9 @@ also holds the confusion matrix, per-class table, mistakes gallery, predictions 
 Accuracy is over every test prediction (for k-fold protocols: pooled over folds,
 with the mean ± std over folds in its own column); the interval is a 95 %
 percentile bootstrap (over subjects when the dataset has them, else over images).
-Latency is the prediction time per image on this machine, features included.
+Fit s (all folds) and ms / image (prediction, features included) are wall-clock times
+on the machine that ran them; on a shared machine they overstate the cost, so each
+run.json also records the CPU seconds of fitting and predicting.
 **Bold** marks the best value in each column.
 """
 
