@@ -30,6 +30,8 @@ def main(argv=None):
     ap.add_argument("--out", default="results/classical/ckplus48")
     ap.add_argument("--features", default=",".join(FEATURES))
     ap.add_argument("--classifiers", default=",".join(CLASSIFIERS))
+    ap.add_argument("--C", default="0.1,10", help="candidate C values (comma-separated)")
+    ap.add_argument("--pca", default="100", help="candidate PCA sizes ('none' for no PCA)")
     ap.add_argument("--flip", action="store_true")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -38,11 +40,15 @@ def main(argv=None):
     from classicfer.datasets import load_dataset
     from classicfer.models import run_grid
 
+    from classicfer.commands._common import _parse_value
+
+    params = {"C": [_parse_value(v) for v in args.C.split(",")],
+              "pca": [_parse_value(v) for v in args.pca.split(",")]}
     ds = load_dataset(args.data)
     t0 = time.perf_counter()
     summary, folds, info = run_grid(
         ds.images, ds.labels, features=args.features.split(","),
-        classifiers=args.classifiers.split(","), params=PARAMS, cv="group:10",
+        classifiers=args.classifiers.split(","), params=params, cv="group:10",
         groups=ds.subjects, splits=ds.splits, flip=args.flip, n_jobs=args.n_jobs,
         seed=args.seed)
     best = max(summary, key=lambda r: r["mean_test_accuracy"])
@@ -52,7 +58,7 @@ def main(argv=None):
         **info, "command": " ".join(["python"] + sys.argv), "seed": args.seed,
         "data": args.data, "dataset": "ckplus48", "n_images": len(ds),
         "grid": {"features": args.features, "classifiers": args.classifiers,
-                 "params": PARAMS}, "seconds": round(time.perf_counter() - t0, 1)})
+                 "params": params}, "seconds": round(time.perf_counter() - t0, 1)})
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _classical_common import read_csv, run_record, write_csv, write_json
 
 DEFAULT_RUNS = [
@@ -138,10 +137,10 @@ def main(argv=None):
 
 def write_markdown(out, summary):
     lines = ["# FER-2013, classical pipelines", "",
-             "Fit on Training, hyper-parameters selected on PublicTest, reported once on "
-             "PrivateTest. Generated from summary.csv by benchmarks/classical_fer2013.py.", "",
-             "| Features | Classifier | Flip | Selected params | PublicTest acc. | "
-             "PrivateTest acc. | PrivateTest macro-F1 | Fit s |",
+             ("Fit on Training, hyper-parameters selected on PublicTest, reported once on "
+              "PrivateTest. Generated from summary.csv by benchmarks/classical_fer2013.py."), "",
+             ("| Features | Classifier | Flip | Selected params | PublicTest acc. | "
+              "PrivateTest acc. | PrivateTest macro-F1 | Fit s |"),
              "|---|---|---|---|---|---|---|---|"]
     for r in sorted(summary, key=lambda r: -float(r["test_accuracy"])):
         lines.append(f"| {r['features']} | {r['classifier']} | {r['flip']} | `{r['params']}` | "

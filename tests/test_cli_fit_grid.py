@@ -80,13 +80,13 @@ def test_grid_writes_every_combination(runner, tiny_ckplus48, tmp_path):
                             "--param", "n_neighbors=1,3", "--cv", "group:3", "--out", str(out),
                             "-q"])
     assert r.exit_code == 0, r.output
-    rows = list(csv.DictReader(open(out / "summary.csv")))
+    rows = list(csv.DictReader((out / "summary.csv").open()))
     # 2 feature specs x (logreg: 2 C values + knn: 2 n_neighbors values)
     assert len(rows) == 8
     assert {r["classifier"] for r in rows} == {"logreg", "knn"}
     assert all(0 <= float(r["mean_test_accuracy"]) <= 1 for r in rows)
     assert sorted(int(r["rank_test_accuracy"]) for r in rows) == list(range(1, 9))
-    folds = list(csv.DictReader(open(out / "folds.csv")))
+    folds = list(csv.DictReader((out / "folds.csv").open()))
     assert len(folds) == 8 * 3
     run = json.loads((out / "run.json").read_text())
     assert "StratifiedGroupKFold" in run["cv"] and run["seed"] == 0
@@ -101,7 +101,7 @@ def test_grid_subject_folds_keep_subjects_apart(tiny_ckplus48):
     from classicfer.models import make_cv
 
     ds = load_dataset(tiny_ckplus48)
-    folds, desc = make_cv("group:3", labels=ds.labels, groups=ds.subjects)
+    folds, _ = make_cv("group:3", labels=ds.labels, groups=ds.subjects)
     for tr, te in folds:
         assert not set(ds.subjects[tr]) & set(ds.subjects[te])
     assert np.sort(np.concatenate([te for _, te in folds])).tolist() == list(range(len(ds)))

@@ -72,7 +72,7 @@ def fit(data_path, data_format, features, classifier, params, out_dir, split, fl
         raise DataError(f"--split {split!r}: the dataset has splits "
                         f"{', '.join(sorted(set(ds.splits) - {''})) or 'none'}; use one of them "
                         "or 'all'")
-    extra = dict(extra_images=train.images[:, :, ::-1], extra_y=train.labels) if flip else {}
+    extra = {"extra_images": train.images[:, :, ::-1], "extra_y": train.labels} if flip else {}
     if not quiet:
         warn(f"training {spec} + {classifier} on {len(train)} images"
              f"{' (+ flips)' if flip else ''} from {ds.name}")

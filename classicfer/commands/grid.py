@@ -134,8 +134,8 @@ def write_grid_results(out_dir, summary, folds, run: dict):
     run = {**run, "versions": versions(), "git_commit": git_commit(),
            "python": platform.python_version()}
     (out / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
-    lines = ["| Rank | Features | Classifier | Params | Accuracy | Macro-F1 | Balanced Acc. | "
-             "Fit s |", "|---|---|---|---|---|---|---|---|"]
+    lines = [("| Rank | Features | Classifier | Params | Accuracy | Macro-F1 | Balanced Acc. | "
+              "Fit s |"), "|---|---|---|---|---|---|---|---|"]
     for r in summary:
         fp = "" if r["feature_params"] == "{}" else f" {r['feature_params']}"
         lines.append(

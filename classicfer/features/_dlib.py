@@ -31,7 +31,7 @@ def model_path(filename: str) -> str:
         raise FileNotFoundError(
             f"dlib model {filename} not found: install it with "
             "`pip install face-recognition-models`")
-    path = os.path.join(list(spec.submodule_search_locations)[0], "models", filename)
+    path = os.path.join(next(iter(spec.submodule_search_locations)), "models", filename)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"dlib model {path} is missing: reinstall with "
                                 "`pip install --force-reinstall face-recognition-models`")

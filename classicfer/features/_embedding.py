@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -34,7 +35,7 @@ class EmbeddingFeatures(ImageTransformer):
     """
 
     _min_size = (16, 16)
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "align": [StrOptions({"resize", "landmarks"})],
         "num_jitters": [Interval(Integral, 0, None, closed="left")],
         "padding": [Interval(Real, 0, None, closed="left")],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -145,7 +146,7 @@ class HOGFeatures(ImageTransformer):
     (2, 1764)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "orientations": [Interval(Integral, 2, 360, closed="both")],
         "pixels_per_cell": [Interval(Integral, 2, None, closed="left"), tuple, list],
         "cells_per_block": [Interval(Integral, 1, None, closed="left"), tuple, list],

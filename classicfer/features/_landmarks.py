@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 
@@ -125,7 +126,7 @@ class LandmarkFeatures(ImageTransformer):
     """
 
     _min_size = (16, 16)
-    _parameter_constraints = {"upscale": [Integral], "rotate": ["boolean"],
+    _parameter_constraints: ClassVar[dict] = {"upscale": [Integral], "rotate": ["boolean"],
                               "n_jobs": [Integral, None]}
 
     def __init__(self, *, upscale=192, rotate=True, n_jobs=None):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -104,7 +105,7 @@ class LBPFeatures(ImageTransformer):
     (2, 2124)
     """
 
-    _parameter_constraints = {
+    _parameter_constraints: ClassVar[dict] = {
         "P": [Interval(Integral, 1, 24, closed="both")],
         "R": [Interval(Real, 0, None, closed="neither")],
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
