@@ -37,10 +37,9 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
+    from classicfer.commands._common import _parse_value
     from classicfer.datasets import load_dataset
     from classicfer.models import run_grid
-
-    from classicfer.commands._common import _parse_value
 
     params = {"C": [_parse_value(v) for v in args.C.split(",")],
               "pca": [_parse_value(v) for v in args.pca.split(",")]}
