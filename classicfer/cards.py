@@ -381,8 +381,7 @@ def _evaluation(meta, evaluations) -> list[str]:
     sm = meta.get("metrics") or {}
     if sm:
         lines += ["Summary recorded in the sidecar at export:", ""]
-        lines += [f"- {k}: {_pct(v) if isinstance(v, float) and 0 <= v <= 1 else _short(v)}"
-                  for k, v in sorted(sm.items())]
+        lines += [f"- {k}: {_fmt_metric(v)}" for k, v in sorted(sm.items())]
         lines.append("")
     fresh = [e for e in evaluations if not e.get("stale")]
     stale = [e for e in evaluations if e.get("stale")]
@@ -437,6 +436,15 @@ def _evaluation(meta, evaluations) -> list[str]:
     return lines
 
 
+def _fmt_metric(v):
+    if isinstance(v, float) and 0 <= v <= 1:
+        return _pct(v)
+    if isinstance(v, dict) and v and all(isinstance(x, float) and 0 <= x <= 1
+                                         for x in v.values()):
+        return ", ".join(f"{k} {_pct(x)}" for k, x in v.items())
+    return _short(v)
+
+
 def _rel(p):
     p = Path(p)
     try:
@@ -462,7 +470,21 @@ def _top_confusions(m, k=5):
     return pairs[:k]
 
 
-def _calibration(meta, evaluations) -> list[str]:
+def _calibration_test(model_dir, meta):
+    """``results/responsible/<model>/calibration_test.json`` for this exact model, if any."""
+    name = _safe_name(meta.get("name") or Path(model_dir).name)
+    sha = (meta.get("onnx") or {}).get("sha256")
+    for root in _results_roots(Path(model_dir)):
+        p = root / "responsible" / name / "calibration_test.json"
+        rec = _load_json(p)
+        if rec and rec.get("sha256") == sha and \
+                abs(float(rec.get("temperature", 0)) - float(meta.get("temperature", 1))) < 1e-9:
+            rec["_path"] = p
+            return rec
+    return None
+
+
+def _calibration(meta, evaluations, model_dir=".") -> list[str]:
     lines = []
     t = float(meta.get("temperature", 1.0) or 1.0)
     rec = meta.get("calibration") or {}
@@ -471,7 +493,19 @@ def _calibration(meta, evaluations) -> list[str]:
                      f"({rec.get('n_samples', '?')} images) by minimising the negative "
                      f"log-likelihood. On that split: NLL {rec.get('nll_before', 0):.3f} -> "
                      f"{rec.get('nll_after', 0):.3f}, ECE {_pct(rec.get('ece_before'))} -> "
-                     f"{_pct(rec.get('ece_after'))}. Scaling never changes which class wins.")
+                     f"{_pct(rec.get('ece_after'))}. Scaling never changes which class wins."
+                     + (" (The temperature minimises NLL, not ECE, so ECE can rise slightly "
+                        "on the split it was fitted on.)"
+                        if (rec.get("ece_after") or 0) > (rec.get("ece_before") or 0) else ""))
+    test_rec = _calibration_test(model_dir, meta)
+    if test_rec:
+        a, b = test_rec["T1"], test_rec["fitted"]
+        lines.append("")
+        lines.append(f"On {test_rec['split']} ({a['n_samples']} images, never used for "
+                     f"fitting): ECE {_pct(a['ece'], 2)} at T = 1 -> {_pct(b['ece'], 2)} at "
+                     f"T = {test_rec['temperature']:.3f}; NLL {a['nll']:.3f} -> {b['nll']:.3f}; "
+                     f"Brier {a['brier']:.3f} -> {b['brier']:.3f} "
+                     f"(`{_rel(test_rec['_path'])}`).")
     elif t != 1.0:
         lines.append(f"Temperature T = {t:.3f} (no fitting record in the sidecar).")
     else:
@@ -501,6 +535,13 @@ def _calibration(meta, evaluations) -> list[str]:
             lines.append("Warning: some reports are older than `model.json` (e.g. written "
                          "before the temperature was fitted); re-run `classicfer evaluate` for "
                          "ECE figures that match the stored temperature.")
+            lines.append("")
+        bad = [e["metrics"].get("dataset", "-") for e in evaluations if not e.get("stale")
+               and ((e.get("calibration") or {}).get("ece", e["metrics"].get("ece")) or 0) > 0.1]
+        if bad:
+            lines.append(f"ECE above 10 % on {', '.join(bad)}: on data unlike the training "
+                         "data the probabilities are over- or under-confident; do not read "
+                         "them at face value there.")
             lines.append("")
         lines.append("An ECE of a few percent means the probabilities can be read roughly at "
                      "face value; treat any probability as the model's confidence, not as the "
@@ -588,7 +629,7 @@ def render_model_card(meta, model_dir, evaluations) -> str:
         "Out-of-scope uses": [OUT_OF_SCOPE],
         "Training data and known skews": _training_data(meta, evaluations),
         "Evaluation": _evaluation(meta, evaluations),
-        "Calibration": _calibration(meta, evaluations),
+        "Calibration": _calibration(meta, evaluations, model_dir),
         "Per-group evaluation": _groups(evaluations),
         "Limitations": [LIMITATIONS],
         "Licences": _licences(meta),
