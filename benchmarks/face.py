@@ -236,8 +236,8 @@ def photo_calibration():
                     continue
                 hx, hy, hw, hh = hog[0].box
                 for m, lst in rel.items():
-                    if m == "dlib-cnn" and (angle or flip):
-                        continue   # about 10 s per frame on the shared CPU: 4 views only
+                    if m == "dlib-cnn" and (angle or flip or scale > 1.0):
+                        continue   # seconds of CPU per 640x480 frame: one view only
                     f = detect_faces(frame, m)
                     if f:
                         x, y, w_, h_ = f[0].box
@@ -334,7 +334,7 @@ def md_detection(det_rows, lm_rows, cal, cal_n, run):
                    f"{r['median_nme_vs_hog']:.3f} | {100 * r['rate_nme_below_0.1']:.1f} % |")
     out += ["", "## Box calibration (detector box -> dlib-hog box)", "",
             ("Median (dx, dy, dw, dh), fractions of the detector box, where both found the "
-             "face: on the padded crops, and on 24 views (dlib-cnn: 4) of the astronaut photo in a "
+             "face: on the padded crops, and on 24 views (dlib-cnn: 1) of the astronaut photo in a "
              "640x480 frame (scale, rotation, mirror). `crop` = dlib-hog box inside the "
              "192x192 upscaled crop. `BOX_ADJUST` (used by `face_landmarks`) takes the crop "
              "value for `crop` and, for the detectors, the mean of a preliminary crop measurement "

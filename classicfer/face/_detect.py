@@ -81,7 +81,8 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
     Returns
     -------
     list of Face
-        Largest face first; empty when there is no face (not an error). MTCNN
+        Largest face first (ties: higher score first); empty when there is no
+        face (not an error). MTCNN
         faces carry their 5 landmarks (``layout="mtcnn5"``).
     """
     _check_method(method)
@@ -130,7 +131,7 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
                              method, scale, shape)
                 if f is not None:
                     faces.append(f)
-    faces.sort(key=lambda f: f.box[2] * f.box[3], reverse=True)
+    faces.sort(key=lambda f: (f.box[2] * f.box[3], f.score), reverse=True)
     if max_faces is not None:
         faces = faces[: int(max_faces)]
     return faces
