@@ -86,7 +86,7 @@ def render(out, res_dir):
              ("This is a short-budget comparison on a subset with a single seed (the 2 shared "
              "cores could not afford two full runs or repeated seeds), so the seed-to-seed "
              "spread is unknown and a gap of one or two points is not evidence either way. "
-             "At this budget the SE block did not help; whether it helps in a full run is "
+             f"At this budget the SE block {verdict}; whether it helps in a full run is "
              "not measured. The shipped model uses SE (chosen before this ablation)."), "",
              "| SE block | parameters | multiply-adds | PublicTest acc per epoch | last | CPU s |",
              "|---|---|---|---|---|---|"]
