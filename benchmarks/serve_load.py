@@ -335,7 +335,7 @@ def render(results: list[dict]) -> str:
          "client CPU ms per request), i.e. the rate this work would reach if it had both cores "
          "to itself. The measured req/s depend on the other processes running (load average)."),
         "",
-        ("| run | model | detector | requests | conc. | errors | req/s | p50 ms | p95 ms | "
+        ("| run | model | detector | requests done/asked | conc. | errors | req/s | p50 ms | p95 ms | "
          "p99 ms | server CPU ms/req | CPU ceiling req/s (est.) | RSS start -> end (max) MB | "
          f"load avg before -> after | target {TARGET_RPS:g} req/s |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
