@@ -41,5 +41,7 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm scratch --epochs 8
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 8 --init checkpoints/fer2013-cnn/best.pt
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14 \
     --init checkpoints/fer2013-cnn/best.pt
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase2 \
+    --init checkpoints/fer2013-cnn-phase2/best.pt
 # Squeeze-excitation ablation (short, equal budget).
 $PY benchmarks/cnn_ablation.py --n-train 6000 --epochs 4
