@@ -223,3 +223,16 @@ def test_inspect_report(tiny_fer_folder):
     json.dumps(rep)  # JSON-ready
     text = cds.format_report(rep)
     assert "total" in text and "duplicates 0 groups" in text and "skipped    1" in text
+
+
+def test_entries_of_vanished_datasets_are_pruned(tmp_path, cache_dir):
+    from conftest import make_tiny_ckplus48
+
+    gone = make_tiny_ckplus48(tmp_path / "gone")
+    load_dataset(gone)
+    shutil.rmtree(gone)
+    (cache_dir / "datasets" / "junk-x-y-z.npz").write_bytes(b"not a cache entry")
+    kept = make_tiny_ckplus48(tmp_path / "kept")
+    load_dataset(kept)
+    names = sorted(p.name for p in (cache_dir / "datasets").iterdir())
+    assert len(names) == 2 and all(n.startswith("kept-") for n in names)
