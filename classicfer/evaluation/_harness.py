@@ -356,8 +356,8 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         plan = [(tr, np.array([], int), te) for tr, te in fl]
     else:  # cross-dataset
         plan = [(None, np.array([], int), np.arange(len(rows)))]
-        splitter = (f"fit {dataset.name if dataset is not None else 'prefit'}, "
-                    f"test all of {test_ds.name}")
+        splitter = (f"fit {dataset.name}, test all of {test_ds.name}" if dataset is not None
+                    and not spec.prefit else f"prefit model, test all of {test_ds.name}")
     if spec.prefit:
         plan = [(np.array([], int), np.array([], int), te) for _, _, te in plan]
     for _, _, te in plan:
