@@ -38,6 +38,7 @@ cp "$BEST" checkpoints-shipped/fer2013-cnn/best.pt
 
 # CK+48 subject-grouped 10-fold: from scratch vs fine-tuned from the FER-2013 model.
 $PY benchmarks/cnn_ckplus_transfer.py --arm scratch --epochs 8
+$PY benchmarks/cnn_ckplus_transfer.py --arm scratch --epochs 14 --tag _e14
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 8 --init checkpoints/fer2013-cnn/best.pt
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14 \
     --init checkpoints/fer2013-cnn/best.pt
