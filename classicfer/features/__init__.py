@@ -16,6 +16,9 @@ from ._embedding import EmbeddingFeatures
 from ._hog import HOGFeatures, hog_descriptors
 from ._landmarks import LandmarkFeatures, landmark_geometry
 from ._lbp import LBPFeatures, lbp_histograms, lbp_n_bins
+from ._gabor import GaborFeatures, gabor_features  # noqa: I001 (issue 10 additions)
+from ._multilbp import MultiLBPFeatures
+from ._patches import RegionHOGFeatures
 
 #: feature name -> transformer class
 FEATURES: dict[str, type] = {
@@ -23,6 +26,9 @@ FEATURES: dict[str, type] = {
     "lbp": LBPFeatures,
     "landmarks": LandmarkFeatures,
     "embedding": EmbeddingFeatures,
+    "gabor": GaborFeatures,
+    "multilbp": MultiLBPFeatures,
+    "regionhog": RegionHOGFeatures,
 }
 
 
@@ -164,6 +170,10 @@ def feature_spec_of(transformer) -> str:
 
 __all__ = [
     "FEATURES",
+    "GaborFeatures",
+    "MultiLBPFeatures",
+    "RegionHOGFeatures",
+    "gabor_features",
     "EmbeddingFeatures",
     "HOGFeatures",
     "ImageTransformer",
