@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ._common import data_options, handle_errors, parse_params, split_plus
+from .grid import backend_options
 
 
 @click.command("fit")
@@ -25,9 +26,10 @@ from ._common import data_options, handle_errors, parse_params, split_plus
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-cache", is_flag=True, help="Recompute features instead of using the cache.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
+@backend_options
 @handle_errors
 def fit(data_path, data_format, features, classifier, params, out_dir, split, flip, n_jobs,
-        seed, no_cache, quiet):
+        seed, no_cache, quiet, backend="local", scheduler=None, dask_workers=None):
     """Train FEATURES + CLASSIFIER on a dataset and save a deployable model.
 
     Features come from the cache when these images and feature parameters were
@@ -76,18 +78,26 @@ def fit(data_path, data_format, features, classifier, params, out_dir, split, fl
     if not quiet:
         warn(f"training {spec} + {classifier} on {len(train)} images"
              f"{' (+ flips)' if flip else ''} from {ds.name}")
-    fit_pipeline(pipe, train.images, train.labels, cache=not no_cache, n_jobs=n_jobs, **extra)
-    info = dict(pipe.fit_info_)
-    metrics = {}
-    val = ds.split("val") if has_splits and split in (None, "train") else None
+    from ..distributed import backend_context
+
+    if backend == "dask" and n_jobs is None:
+        n_jobs = -1  # feature chunks go to every Dask worker
+    with backend_context(backend, scheduler, dask_workers):
+        fit_pipeline(pipe, train.images, train.labels, cache=not no_cache, n_jobs=n_jobs,
+                     **extra)
+        info = dict(pipe.fit_info_)
+        metrics = {}
+        val = ds.split("val") if has_splits and split in (None, "train") else None
+        Fv = None
+        if val is not None and len(val):
+            from ..features.cache import compute_features
+
+            Fv = compute_features(pipe.named_steps["features"], val.images, cache=not no_cache,
+                                  n_jobs=n_jobs)
     check = None
-    if val is not None and len(val):
+    if Fv is not None:
         from sklearn.metrics import accuracy_score, f1_score
 
-        from ..features.cache import compute_features
-
-        Fv = compute_features(pipe.named_steps["features"], val.images, cache=not no_cache,
-                              n_jobs=n_jobs)
         pred = pipe[1:].predict(Fv)
         metrics = {"split": "val", "n": len(val),
                    "accuracy": float(accuracy_score(val.labels, pred)),

@@ -7,6 +7,21 @@ import click
 from ._common import data_options, handle_errors, parse_params, split_comma
 
 
+def backend_options(func):
+    """``--backend local|dask``, ``--scheduler ADDRESS``, ``--dask-workers N``."""
+    func = click.option("--dask-workers", type=int, default=None,
+                        help="Worker processes of the LocalCluster started when --backend dask "
+                             "has no --scheduler [default: 2].")(func)
+    func = click.option("--scheduler", default=None, metavar="ADDRESS",
+                        help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (--backend dask); "
+                             "without it a LocalCluster is started on this machine.")(func)
+    func = click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
+                        show_default=True,
+                        help="Where parallel fits run: local joblib processes, or a Dask "
+                             "cluster (pip install \"classicfer[dask]\").")(func)
+    return func
+
+
 @click.command("grid")
 @data_options
 @click.option("--features", required=True, callback=split_comma,
@@ -27,9 +42,10 @@ from ._common import data_options, handle_errors, parse_params, split_comma
               help="Result folder [default: results/grid/<dataset>-<time>].")
 @click.option("--no-cache", is_flag=True, help="Recompute features instead of using the cache.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@backend_options
 @handle_errors
 def grid(data_path, data_format, features, classifiers, params, cv, flip, n_jobs, seed, out_dir,
-         no_cache, quiet):
+         no_cache, quiet, backend="local", scheduler=None, dask_workers=None):
     """Cross-validate every FEATURES x CLASSIFIER x --param combination.
 
     Writes summary.csv (a row per combination, sklearn's cv_results_ keys),
@@ -71,11 +87,15 @@ def grid(data_path, data_format, features, classifiers, params, cv, flip, n_jobs
     if not isinstance(ds.images, np.ndarray):
         raise DataError(f"{data_path}: images have different sizes; the classical pipeline "
                         "needs equal-size face crops")
+    from ..distributed import backend_context
+
     t0 = time.perf_counter()
-    summary, folds, info = run_grid(
-        ds.images, ds.labels, features=specs, classifiers=classifiers, params=p, cv=cv,
-        groups=ds.subjects, splits=ds.splits, flip=flip, n_jobs=n_jobs, seed=seed,
-        cache=not no_cache, progress=None if quiet else (lambda **kw: progress(**kw)))
+    with backend_context(backend, scheduler, dask_workers):
+        summary, folds, info = run_grid(
+            ds.images, ds.labels, features=specs, classifiers=classifiers, params=p, cv=cv,
+            groups=ds.subjects, splits=ds.splits, flip=flip, n_jobs=n_jobs, seed=seed,
+            cache=not no_cache, progress=None if quiet else (lambda **kw: progress(**kw)))
+    info["backend"] = backend if scheduler is None else f"{backend} {scheduler}"
     elapsed = time.perf_counter() - t0
     if out_dir is None:
         out_dir = Path("results") / "grid" / f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"
