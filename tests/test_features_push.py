@@ -80,6 +80,6 @@ def test_tiny_fit_pipeline_learns(tiny_ckplus48):
 
     ds = load_dataset(tiny_ckplus48)
     for name in ("gabor", "multilbp", "regionhog", "hog+gabor+multilbp+regionhog"):
-        pipe = make_pipeline(name, "logreg").fit(ds.images, ds.labels)
+        pipe = make_pipeline(name, "logreg", {"pca": 20}).fit(ds.images, ds.labels)
         assert (pipe.predict(ds.images) == ds.labels).mean() > 2 / len(ds.classes)
         assert clone(pipe).get_params(deep=False).keys() == pipe.get_params(deep=False).keys()

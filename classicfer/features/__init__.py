@@ -13,10 +13,10 @@ from __future__ import annotations
 from ..exceptions import ConfigError
 from ._base import ImageTransformer, as_image_batch
 from ._embedding import EmbeddingFeatures
+from ._gabor import GaborFeatures, gabor_features
 from ._hog import HOGFeatures, hog_descriptors
 from ._landmarks import LandmarkFeatures, landmark_geometry
 from ._lbp import LBPFeatures, lbp_histograms, lbp_n_bins
-from ._gabor import GaborFeatures, gabor_features  # noqa: I001 (issue 10 additions)
 from ._multilbp import MultiLBPFeatures
 from ._patches import RegionHOGFeatures
 
@@ -170,19 +170,19 @@ def feature_spec_of(transformer) -> str:
 
 __all__ = [
     "FEATURES",
-    "GaborFeatures",
-    "MultiLBPFeatures",
-    "RegionHOGFeatures",
-    "gabor_features",
     "EmbeddingFeatures",
+    "GaborFeatures",
     "HOGFeatures",
     "ImageTransformer",
     "LBPFeatures",
     "LandmarkFeatures",
+    "MultiLBPFeatures",
+    "RegionHOGFeatures",
     "as_image_batch",
     "feature_params",
     "feature_spec_of",
     "feature_spec_string",
+    "gabor_features",
     "hog_descriptors",
     "landmark_geometry",
     "lbp_histograms",

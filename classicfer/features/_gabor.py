@@ -24,7 +24,7 @@ def gabor_bank(wavelengths=(4.0, 6.0, 8.0), n_orientations=8):
     out = []
     for lam in wavelengths:
         sigma = 0.56 * float(lam)
-        k = 2 * int(round(1.5 * sigma)) + 1
+        k = 2 * round(1.5 * sigma) + 1
         for o in range(int(n_orientations)):
             theta = np.pi * o / n_orientations
             pair = []

@@ -27,8 +27,8 @@ DEFAULT_REGIONS = {
 def _region_boxes(regions, h, w):
     boxes = []
     for t, b, l, r in regions.values():
-        y0, y1 = int(round(t * h)), int(round(b * h))
-        x0, x1 = int(round(l * w)), int(round(r * w))
+        y0, y1 = round(t * h), round(b * h)
+        x0, x1 = round(l * w), round(r * w)
         boxes.append((y0, y1, x0, x1))
     return boxes
 
