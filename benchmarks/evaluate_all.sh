@@ -9,6 +9,11 @@
 # confusion.csv/png, misclassified.png, confusions.md, predictions.csv, folds.csv and
 # run.json with the exact command, versions, seed, git commit and data manifest hash).
 # Seed 0 everywhere. Runs are niced: the machine is shared.
+#
+# Committed so far (2026-11-26, a 2-core box shared with a CNN training at higher
+# priority; niced runs got 2-10 % of a core): ckplus48 hog-linear-svm and hog-knn.
+# Not yet run: ckplus48 hog-logreg, lbp-linear-svm, hog+lbp-linear-svm; see results/README.md
+# for whatever fer2013 runs exist. Resume with SKIP_EXISTING=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
