@@ -55,7 +55,7 @@ def test_grid_on_dask_equals_local(cluster, tiny_ckplus48):
     with backend_context("dask", scheduler=cluster.scheduler.address) as client, \
             get_task_stream(client) as ts:
         remote, rfolds, _ = run_grid(ds.images, ds.labels, **kw)
-    assert len(ts.data) >= 4 * 3  # the fits really ran on the workers
+    assert len(ts.data) >= 2  # the fits really ran on the workers (one search per classifier)
     workers = {t["worker"] for t in ts.data}
     assert workers <= set(cluster.scheduler_info()["workers"])
     assert _metrics(remote) == _metrics(local)
