@@ -34,14 +34,13 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=None,
                     help="peak learning rate (default 1e-3 transfer, 3e-3 scratch)")
     ap.add_argument("--tag", default="", help="suffix of the result file, for variants")
+    ap.add_argument("--render-only", action="store_true",
+                    help="rewrite ckplus_transfer.md from the JSON files without training")
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
     args = ap.parse_args(argv)
 
-    import torch
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.model_selection import StratifiedGroupKFold
 
-    from classicfer.cnn_head.train import fit, load_checkpoint, predict_logits, to_tensor
+    from classicfer.cnn_head.train import to_tensor
     from classicfer.datasets import load_dataset
 
     cmd = "python benchmarks/cnn_ckplus_transfer.py " + " ".join(
@@ -51,6 +50,43 @@ def main(argv=None):
     y = np.array([classes.index(c) for c in ds.labels])
     groups = np.asarray(ds.subjects)
     x = to_tensor(ds.images)
+    res_dir = Path(args.results)
+    if not args.render_only:
+        run(args, cmd, x, y, groups, classes, res_dir)
+    arms = {}
+    for f in sorted(res_dir.glob("ckplus_*.json")):
+        r = json.loads(f.read_text())
+        arms[r["arm"]] = r
+    lines = ["# CK+48 7-class, subject-grouped stratified 10-fold: transfer vs scratch", "",
+             "Produced by `benchmarks/cnn_ckplus_transfer.py` (commands below). Folds: "
+             "`StratifiedGroupKFold(10, shuffle=True, random_state=0)` on subject ids "
+             f"({len(set(groups))} subjects, {len(y)} images); a fixed epoch count per fold, no "
+             "model selection on the test fold. Classes: " + ", ".join(classes) + ".", "",
+             ("| arm | epochs/fold | peak lr | mean fold acc (± std) | pooled acc | "
+              "pooled macro-F1 | CPU s |"), "|---|---|---|---|---|---|---|"]
+    for a, r in arms.items():
+        lines.append(f"| {a} | {r['epochs']} | {r.get('lr', 1e-3 if 'transfer' in a else 3e-3):g} "
+                     f"| {r['mean_fold_accuracy']:.4f} ± "
+                     f"{r['std_fold_accuracy']:.4f} | {r['pooled_accuracy']:.4f} | "
+                     f"{r['pooled_macro_f1']:.4f} | {r['cpu_s']:.0f} |")
+    lines += ["", "Per-class F1 (pooled over folds):", "",
+              "| arm | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
+    for a, r in arms.items():
+        lines.append(f"| {a} | " + " | ".join(f"{r['per_class_f1'][c]:.3f}" for c in classes)
+                     + " |")
+    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" + (f" (init: {r['init']})"
+                                                                  if r["init"] else "")
+                                      for r in arms.values()]
+    (res_dir / "ckplus_transfer.md").write_text("\n".join(lines) + "\n")
+
+
+def run(args, cmd, x, y, groups, classes, res_dir):
+    import torch
+    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from classicfer.cnn_head.train import fit, load_checkpoint, predict_logits
+
     init_state, norm, config = None, None, {}
     if args.arm == "transfer":
         _, ck = load_checkpoint(args.init)
@@ -88,31 +124,6 @@ def main(argv=None):
     (res_dir / f"ckplus_{args.arm}{args.tag}.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("mean_fold_accuracy", "pooled_accuracy",
                                           "pooled_macro_f1", "cpu_s")}))
-    arms = {}
-    for f in sorted(res_dir.glob("ckplus_*.json")):
-        r = json.loads(f.read_text())
-        arms[r["arm"]] = r
-    lines = ["# CK+48 7-class, subject-grouped stratified 10-fold: transfer vs scratch", "",
-             "Produced by `benchmarks/cnn_ckplus_transfer.py` (commands below). Folds: "
-             "`StratifiedGroupKFold(10, shuffle=True, random_state=0)` on subject ids "
-             f"({len(set(groups))} subjects, {len(y)} images); a fixed epoch count per fold, no "
-             "model selection on the test fold. Classes: " + ", ".join(classes) + ".", "",
-             ("| arm | epochs/fold | mean fold acc (± std) | pooled acc | pooled macro-F1 | "
-             "CPU s |"), "|---|---|---|---|---|---|"]
-    for a, r in arms.items():
-        lines.append(f"| {a} | {r['epochs']} | {r.get('lr', 1e-3 if 'transfer' in a else 3e-3):g} "
-                     f"| {r['mean_fold_accuracy']:.4f} ± "
-                     f"{r['std_fold_accuracy']:.4f} | {r['pooled_accuracy']:.4f} | "
-                     f"{r['pooled_macro_f1']:.4f} | {r['cpu_s']:.0f} |")
-    lines += ["", "Per-class F1 (pooled over folds):", "",
-              "| arm | " + " | ".join(classes) + " |", "|---|" + "---|" * len(classes)]
-    for a, r in arms.items():
-        lines.append(f"| {a} | " + " | ".join(f"{r['per_class_f1'][c]:.3f}" for c in classes)
-                     + " |")
-    lines += ["", "Commands:", ""] + [f"- `{r['command']}`" + (f" (init: {r['init']})"
-                                                                  if r["init"] else "")
-                                      for r in arms.values()]
-    (res_dir / "ckplus_transfer.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
