@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .exceptions import ConfigError, DataError
+from .runtime._format import sha256_file
 
 BACKENDS = ("local", "dask")
 DASK_INSTALL = 'pip install "classicfer[dask]"  (or: pip install "dask[distributed]")'
@@ -305,14 +306,6 @@ def iter_manifest_chunks(source, chunk_size: int = 4096, *, size=(48, 48)):
 # ---------------------------------------------------------------------------
 # sharded feature extraction
 # ---------------------------------------------------------------------------
-def _file_sha(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _atomic_write(path: str, write) -> None:
     tmp = f"{path}.tmp-{uuid.uuid4().hex}"
     try:
@@ -339,7 +332,7 @@ def verify_shard(out_dir, i: int, work_id: str | None = None) -> dict | None:
             rec = json.load(fh)
         if work_id is not None and rec.get("work_id") != work_id:
             return None
-        if _file_sha(base + ".npy") != rec.get("sha256"):
+        if sha256_file(base + ".npy") != rec.get("sha256"):
             return None
     except (OSError, ValueError):
         return None
@@ -364,7 +357,7 @@ def _extract_one(root, paths, sha256, labels, spec, params_json, out_dir, i, sta
     _atomic_write(base + ".npy", lambda fh: np.save(fh, feats))
     rec = {"shard_version": SHARD_VERSION, "work_id": work_id, "index": i, "start": start,
            "stop": start + len(paths), "shape": list(feats.shape),
-           "sha256": _file_sha(base + ".npy"), "labels": [str(v) for v in labels],
+           "sha256": sha256_file(base + ".npy"), "labels": [str(v) for v in labels],
            "paths": [str(p) for p in paths], "seconds": round(time.perf_counter() - t0, 3),
            "pid": os.getpid()}
     # the .json is written last: it commits the shard
