@@ -39,24 +39,11 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 
 ROOT = Path(__file__).resolve().parents[1]
-ASTRONAUT = ROOT / "classicfer" / "data" / "astronaut.jpg"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _frames import make_frame  # the same frame in both benchmarks
+
 STAGES = ("decode", "detect", "landmarks", "features", "classify", "total")
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-
-
-def make_frame() -> bytes:
-    """The benchmark frame, JPEG bytes (640x480, one face)."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
-    face = Image.open(ASTRONAUT).convert("RGB").resize((480, 480), Image.BILINEAR)
-    canvas = np.full((480, 640, 3), 128, np.uint8)
-    canvas[:, 80:560] = np.asarray(face)
-    buf = io.BytesIO()
-    Image.fromarray(canvas).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
 
 
 def peak_rss_mb() -> float:

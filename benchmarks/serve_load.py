@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import io
 import json
 import os
 import platform
@@ -43,22 +42,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ASTRONAUT = ROOT / "classicfer" / "data" / "astronaut.jpg"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _frames import make_frame  # the same frame in both benchmarks
+
 RESULTS = ROOT / "results"
 TARGET_RPS = 50.0
-
-
-def make_frame() -> bytes:
-    """The benchmark frame, JPEG bytes (640x480, one face)."""
-    import numpy as np
-    from PIL import Image
-
-    face = Image.open(ASTRONAUT).convert("RGB").resize((480, 480), Image.BILINEAR)
-    canvas = np.full((480, 640, 3), 128, np.uint8)
-    canvas[:, 80:560] = np.asarray(face)
-    buf = io.BytesIO()
-    Image.fromarray(canvas).save(buf, format="JPEG", quality=90)
-    return buf.getvalue()
 
 
 def free_port() -> int:
