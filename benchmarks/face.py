@@ -50,7 +50,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets"
-METHODS = ("haar", "dlib-hog", "dlib-cnn", "mtcnn")
+METHODS = ("haar", "blazeface", "dlib-hog", "dlib-cnn", "mtcnn")
 TARGETS_MS = {"haar": 8.0, "dlib-hog": 25.0, "landmarks+align": 3.0}
 
 
@@ -87,8 +87,9 @@ def latency(repeats):
     cv2.setNumThreads(1)
     img = frame_640x480()
     rows = []
-    configs = [("haar", None), ("haar", 80), ("dlib-hog", None), ("dlib-hog", 120),
-               ("dlib-cnn", None), ("dlib-cnn", 160), ("mtcnn", None), ("mtcnn", 80)]
+    configs = [("haar", None), ("haar", 80), ("haar", 100), ("blazeface", None),
+               ("dlib-hog", None), ("dlib-hog", 120), ("dlib-cnn", None), ("dlib-cnn", 160),
+               ("mtcnn", None), ("mtcnn", 80)]
     for method, min_size in configs:
         n = max(3, repeats // 10) if method == "dlib-cnn" else repeats
         faces = detect_faces(img, method, min_size=min_size)

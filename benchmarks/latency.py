@@ -15,7 +15,7 @@ The frame is ``classicfer/data/astronaut.jpg`` (NASA, public domain) resized to
 
 Usage::
 
-    python benchmarks/latency.py                      # default model + haar
+    python benchmarks/latency.py                      # default model + default detector
     python benchmarks/latency.py --runs 300 \\
         --fer-wheel /tmp/ferpkg/fer-25.10.3-py3-none-any.whl \\
         --fer-python /tmp/fervenv/bin/python          # also measure fer
@@ -381,16 +381,21 @@ def render(res: dict) -> str:
     return "\n".join(L)
 
 
+#: --variants: (detector, min_size) pairs timed besides the main configuration
+VARIANTS = [("blazeface", None), ("haar", None), ("haar", 80), ("haar", 100),
+            ("mtcnn", None), ("mtcnn", 80), ("dlib-hog", None)]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--model", default=None, help="model folder (default: the default model)")
-    ap.add_argument("--detector", default="haar")
+    ap.add_argument("--detector", default=None, help="default: the runtime's default detector")
     ap.add_argument("--min-size", type=float, default=None)
     ap.add_argument("--cold-repeats", type=int, default=3)
     ap.add_argument("--variants", action="store_true",
-                    help="also time haar at several min_size values")
+                    help="also time the other detectors (and haar at several min_size values)")
     ap.add_argument("--all-models", action="store_true",
                     help="also time every other bundled model (fewer runs)")
     ap.add_argument("--fer-wheel", default=None)
@@ -407,7 +412,9 @@ def main(argv=None):
     tmp = Path(tempfile.mkdtemp())
     frame_path = tmp / "frame.jpg"
     frame_path.write_bytes(frame)
-    kw = {"model": a.model, "detector": a.detector, "min_size": a.min_size}
+    from classicfer.runtime._predict import DEFAULT_DETECTOR
+
+    kw = {"model": a.model, "detector": a.detector or DEFAULT_DETECTOR, "min_size": a.min_size}
     load_before = [round(x, 2) for x in os.getloadavg()]
     cold = bench_cold(frame_path, a.cold_repeats, kw)
     res = {"command": "python " + " ".join([sys.argv[0].replace(str(ROOT) + "/", ""),
@@ -418,10 +425,12 @@ def main(argv=None):
     res["tracked"] = bench_tracked(frame, a.runs, **kw)
     if a.variants:
         res["variants"] = {}
-        for ms in (40, 60, 80, 100):
+        for det, ms in VARIANTS:
+            if det == kw["detector"] and ms is None:
+                continue
             r = bench_classicfer(frame, max(50, a.runs // 4), 3,
-                                 **{**kw, "min_size": ms})
-            res["variants"][f"{a.detector} min_size {ms}"] = r
+                                 **{**kw, "detector": det, "min_size": ms})
+            res["variants"][f"{det} min_size {'default' if ms is None else ms}"] = r
     if a.all_models:
         from classicfer.runtime import list_models
 

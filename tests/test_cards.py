@@ -242,6 +242,10 @@ def test_default_runtime_path_never_loads_the_68_point_model(tmp_path, monkeypat
     try:
         r = CliRunner().invoke(cli, ["predict", "--demo", "--model", str(d)])
         assert r.exit_code == 0, r.output
+        # the default (BlazeFace + its own eye points) loads no shape predictor at all
+        assert all("68" not in name for name in loaded), loaded
+        r = CliRunner().invoke(cli, ["predict", "--demo", "--model", str(d), "--landmarks", "5"])
+        assert r.exit_code == 0, r.output
         assert loaded and all("68" not in name for name in loaded), loaded
         assert any("5_face_landmarks" in name for name in loaded)
         # The spy does see the 68-point model when it is asked for.

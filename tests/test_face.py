@@ -90,27 +90,57 @@ def test_landmarks_inside_box(detections, img, method, model):
     assert landmarks_plausible(pts, f.box)
 
 
-def test_mtcnn_landmarks_in_box(detections):
-    f = detections["mtcnn"][0]
-    assert f.layout == "mtcnn5" and f.landmarks.shape == (5, 2)
+@pytest.mark.parametrize(("method", "layout", "n"), [("mtcnn", "mtcnn5", 5),
+                                                      ("blazeface", "blazeface6", 6)])
+def test_detector_landmarks_in_box(detections, method, layout, n):
+    f = detections[method][0]
+    assert f.layout == layout and f.landmarks.shape == (n, 2)
     x, y, w, h = f.box
-    assert np.all((f.landmarks >= [x, y]) & (f.landmarks <= [x + w, y + h]))
+    eyes_nose_mouth = f.landmarks[:5 if n == 5 else 4]  # BlazeFace's ear points may lie outside
+    assert np.all((eyes_nose_mouth >= [x, y]) & (eyes_nose_mouth <= [x + w, y + h]))
     le, re = eye_centers(f)
     assert le[0] < re[0] and abs(angle_deg(le, re)) < 10
+    assert 0.25 * w < re[0] - le[0] < 0.6 * w
+
+
+def test_blazeface_options(img):
+    with pytest.raises(ConfigError, match="cannot upsample"):
+        detect_faces(img, "blazeface", upsample=1)
+    (f,) = detect_faces(img, "blazeface")
+    assert detect_faces(img, "blazeface", min_size=f.box[2] + 10) == []
+    assert len(detect_faces(img, "blazeface", min_size=f.box[2] - 10)) == 1
+    assert detect_faces(img, "blazeface", threshold=0.999) == []
+    # gray and a large image (letterboxed) still work
+    assert len(detect_faces(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), "blazeface")) == 1
+    big = cv2.resize(img, (1536, 1536), interpolation=cv2.INTER_LINEAR)
+    (g,) = detect_faces(big, "blazeface")
+    assert np.allclose(np.array(g.box) / 3, f.box, atol=4)
+
+
+def test_blazeface_model_matches_its_notice():
+    import hashlib
+
+    path = _models.onnx_model_path("blazeface")
+    notice = (path.parent / "LICENSE-blazeface.md").read_text()
+    assert hashlib.sha256(path.read_bytes()).hexdigest() in notice
+    assert "Apache License" in notice and path.stat().st_size < 1_000_000
 
 
 @pytest.mark.parametrize(("method", "model"),
-                         [(m, k) for m in ALL for k in ("5", "68")] + [("mtcnn", "mtcnn")])
+                         [(m, k) for m in ALL for k in ("5", "68")]
+                         + [("mtcnn", "own"), ("blazeface", "own")])
 def test_alignment_levels_20_degree_rotation(rotated, method, model):
     rot, truth = rotated
     faces = detect_faces(rot, method)
     assert len(faces) == 1
-    pts = faces[0] if model == "mtcnn" else face_landmarks(rot, faces[0], model)
+    pts = faces[0] if model == "own" else face_landmarks(rot, faces[0], model)
     crop, m = align_face(rot, pts, size=64, return_matrix=True)
     assert crop.shape == (64, 64) and crop.dtype == np.uint8
     # independent check: the TRUE eye centres (from the unrotated photo) are level
     le, re = eye_centers(transform_points(truth, m))
-    assert abs(angle_deg(le, re)) < 2.0
+    # BlazeFace's own eye points are coarse (measured: 7.6 degrees off here, hence
+    # landmarks="5" for precise levelling); every other source levels within 2 degrees
+    assert abs(angle_deg(le, re)) < (10.0 if (method, model) == ("blazeface", "own") else 2.0)
     assert abs((le[0] + re[0]) / 2 - 32) < 2.5
 
 

@@ -388,3 +388,25 @@ def test_predictor_is_thread_safe(linear_model):
 
     with ThreadPoolExecutor(4) as ex:
         assert all(ex.map(job, range(16)))
+
+
+@pytest.mark.parametrize(("detector", "landmarks", "n_points"),
+                         [("blazeface", "auto", 6), ("blazeface", "5", 5),
+                          ("mtcnn", "auto", 5), ("haar", "auto", 5), ("haar", "none", None)])
+def test_landmark_source_per_detector(linear_model, detector, landmarks, n_points):
+    """``auto`` keeps a detector's own eye points (BlazeFace 6, MTCNN 5) and runs dlib's
+    5-point model otherwise; ``5`` always runs dlib's."""
+    p = Predictor(str(linear_model), detector=detector, landmarks=landmarks)
+    (face,) = p.predict(str(ASTRONAUT))
+    if n_points is None:
+        assert face.landmarks is None
+    else:
+        assert face.landmarks.shape == (n_points, 2)
+    x, y, w, h = face.box
+    assert 150 < x + w / 2 < 260 and 100 < y + h / 2 < 170  # the astronaut's face
+
+
+def test_default_detector_is_blazeface(linear_model):
+    from classicfer.runtime._predict import DEFAULT_DETECTOR
+
+    assert Predictor(str(linear_model)).detector == DEFAULT_DETECTOR == "blazeface"

@@ -1,7 +1,7 @@
 """``classicfer serve``: the HTTP API with an in-process client and the real runtime.
 
 The model is a tiny random linear model (``classicfer.runtime._testing``) run by the
-real :class:`classicfer.runtime.Predictor` (haar detector, onnxruntime), so every
+real :class:`classicfer.runtime.Predictor` (default detector, onnxruntime), so every
 request goes through decode -> detect -> crop -> classify as in production.
 """
 
@@ -53,7 +53,7 @@ def model_dir(tmp_path_factory):
 def predictor(model_dir):
     from classicfer.runtime import Predictor
 
-    return Predictor(model_dir, detector="haar")
+    return Predictor(model_dir)  # the default detector, as `classicfer predict`
 
 
 @pytest.fixture(scope="module")
@@ -199,7 +199,7 @@ def test_health_and_model(client, predictor, model_dir):
     assert m["labels"] == list(predictor.labels)
     assert m["model"]["name"] == "linear-test" and m["model"]["kind"] == "cnn"
     assert len(m["model"]["sha256"]) == 64
-    assert m["detector"] == "haar" and m["thresholds"]["min_confidence"] == pytest.approx(0.3)
+    assert m["detector"] == "blazeface" and m["thresholds"]["min_confidence"] == pytest.approx(0.3)
     assert m["limits"]["max_upload_bytes"] == 2_000_000
     for pkg in ("classicfer", "onnxruntime", "starlette", "python"):
         assert pkg in m["versions"]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..face._detect import METHODS
 from ._common import handle_errors
 
-_METHODS = ("haar", "dlib-hog", "dlib-cnn", "mtcnn")
+_METHODS = tuple(METHODS)
 _EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
@@ -31,7 +32,8 @@ def _expand(inputs):
               help="Face detector.")
 @click.option("--landmarks", "-l", type=click.Choice(["none", "5", "68"]), default="none",
               show_default=True,
-              help="dlib landmark model to run on each face (mtcnn always gives its 5).")
+              help="dlib landmark model to run on each face (mtcnn always gives its 5, "
+                   "blazeface its 6 keypoints).")
 @click.option("--min-size", type=float, default=None,
               help="Smallest face side in pixels (default depends on --method).")
 @click.option("--upsample", type=click.IntRange(0, 3), default=0, show_default=True,

@@ -173,7 +173,9 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, model, detector, 
             click.echo(f"Error: {err}", err=True)
             rec = {"path": str(path), "faces": [], "error": err}
         elif not rec["faces"]:
-            click.echo(f"warning: {path}: no face found", err=True)
+            hint = (" (blazeface finds faces of at least ~1/10 of the image; for small "
+                    "faces try --detector mtcnn)" if predictor.detector == "blazeface" else "")
+            click.echo(f"warning: {path}: no face found{hint}", err=True)
         records.append(rec)
     if as_json:
         click.echo(json.dumps(records, indent=2))

@@ -12,13 +12,17 @@ from ._types import Face
 #: method -> (smallest face the detector's window finds at scale 1, default min_size)
 #: Haar's cascade window is 24 px (we aim for 30 px), dlib's HOG window 80 px,
 #: dlib's MMOD CNN about 80 px (measured: a 68 px face is missed at scale 1),
-#: MTCNN's P-Net 12 px (its pyramid starts at 12 / min_size).
+#: MTCNN's P-Net 12 px (its pyramid starts at 12 / min_size). BlazeFace sees the
+#: whole image at 128x128 (no pyramid); its min_size only filters the results.
 METHODS = {
     "haar": (30.0, 60.0),
     "dlib-hog": (80.0, 80.0),
     "dlib-cnn": (80.0, 80.0),
     "mtcnn": (12.0, 40.0),
+    "blazeface": (None, 0.0),
 }
+#: detectors that return eye landmarks with each face (their layout)
+LANDMARK_LAYOUTS = {"mtcnn": "mtcnn5", "blazeface": "blazeface6"}
 
 
 def _check_method(method: str) -> str:
@@ -63,40 +67,61 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
         - ``haar``: OpenCV's frontal-face Viola-Jones cascade (fastest);
         - ``dlib-hog``: dlib's HOG + linear SVM frontal detector;
         - ``dlib-cnn``: dlib's MMOD CNN (most robust to pose, slowest);
-        - ``mtcnn``: the MTCNN cascade (ONNX weights, also returns 5 landmarks).
+        - ``mtcnn``: the MTCNN cascade (ONNX weights, also returns 5 landmarks);
+        - ``blazeface``: MediaPipe's BlazeFace short-range network (ONNX, one
+          128x128 pass, about 3 ms; also returns 6 keypoints). It finds faces
+          whose side is at least about a tenth of the image's longer side
+          (people near a kiosk camera), not small faces in large photos.
     min_size : float, optional
         Smallest face side to find, in pixels of ``image``. The image is resized
         so that this size matches the detector's window (so a larger value is
-        faster). Defaults: haar 60, dlib-hog 80, dlib-cnn 80, mtcnn 40.
+        faster). Defaults: haar 60, dlib-hog 80, dlib-cnn 80, mtcnn 40. For
+        ``blazeface`` it only drops smaller faces (default: none dropped).
     upsample : int
         Additionally upscale the image ``2**upsample`` times (dlib's meaning):
-        finds faces down to ``min_size / 2**upsample``.
+        finds faces down to ``min_size / 2**upsample``. Not available for
+        ``blazeface`` (a ConfigError).
     max_faces : int, optional
         Keep at most this many faces (the largest ones).
     threshold : float, optional
         Detector-specific score threshold: Haar ``minNeighbors`` (default 5),
         dlib's ``adjust_threshold`` for HOG (default 0), minimum MMOD
-        confidence for the CNN (default 0), MTCNN O-Net probability (default 0.7).
+        confidence for the CNN (default 0), MTCNN O-Net probability (default 0.7),
+        BlazeFace score (default 0.5).
 
     Returns
     -------
     list of Face
         Largest face first (ties: higher score first); empty when there is no
-        face (not an error). MTCNN
-        faces carry their 5 landmarks (``layout="mtcnn5"``).
+        face (not an error). MTCNN faces carry their 5 landmarks
+        (``layout="mtcnn5"``), BlazeFace faces their 6 keypoints
+        (``layout="blazeface6"``).
     """
     _check_method(method)
     if int(upsample) < 0:
         raise ConfigError(f"upsample must be >= 0, got {upsample}")
     native, default = METHODS[method]
     min_size = float(default if min_size is None else min_size)
-    if min_size <= 0:
+    if min_size <= 0 and method != "blazeface":
         raise ConfigError(f"min_size must be > 0 pixels, got {min_size}")
+    if method == "blazeface" and int(upsample) > 0:
+        raise ConfigError("blazeface looks at the whole image at once and cannot upsample; "
+                          "use method='mtcnn' or 'haar' for small faces")
     gray_needed = method in ("haar", "dlib-hog")
     img = as_uint8_image(image, gray=gray_needed)
     shape = img.shape
     faces: list[Face] = []
-    if method == "mtcnn":
+    if method == "blazeface":
+        from ._blazeface import blazeface_detect
+
+        boxes, points = blazeface_detect(img, 0.5 if threshold is None else float(threshold))
+        for b, p in zip(boxes, points):
+            if min(b[2] - b[0], b[3] - b[1]) < min_size:
+                continue
+            f = _to_face(b[0], b[1], b[2], b[3], b[4], method, 1.0, shape, p, "blazeface6")
+            if f is not None:
+                faces.append(f)
+    elif method == "mtcnn":
         scale = float(2 ** int(upsample))
         work = _resize(img, scale) if scale != 1 else img
         from ._mtcnn import mtcnn_detect

@@ -81,17 +81,31 @@ def dlib_model_path(kind: str) -> Path:
         f"install it with: {_FRM_INSTALL}")
 
 
-def mtcnn_model_path(net: str) -> Path:
-    """Path of ``mtcnn_{pnet,rnet,onet}.onnx`` shipped with classicfer."""
+#: ONNX networks shipped in ``classicfer/face/models`` -> (file, script that makes it)
+ONNX_FILES = {
+    "pnet": ("mtcnn_pnet.onnx", "scripts/convert_mtcnn.py"),
+    "rnet": ("mtcnn_rnet.onnx", "scripts/convert_mtcnn.py"),
+    "onet": ("mtcnn_onet.onnx", "scripts/convert_mtcnn.py"),
+    "blazeface": ("blazeface_short.onnx", "scripts/convert_blazeface.py"),
+}
+
+
+def onnx_model_path(net: str) -> Path:
+    """Path of a detector network shipped with classicfer (a key of :data:`ONNX_FILES`)."""
     from importlib.resources import files
 
-    p = Path(str(files("classicfer.face") / "models" / f"mtcnn_{net}.onnx"))
+    name, script = ONNX_FILES[net]
+    p = Path(str(files("classicfer.face") / "models" / name))
     if not p.is_file():
         raise FileNotFoundError(
-            f"MTCNN model {p.name} not found in {p.parent}; reinstall classicfer "
-            "(pip install --force-reinstall classicfer) or regenerate it with "
-            "scripts/convert_mtcnn.py")
+            f"detector model {name} not found in {p.parent}; reinstall classicfer "
+            f"(pip install --force-reinstall classicfer) or regenerate it with {script}")
     return p
+
+
+def mtcnn_model_path(net: str) -> Path:
+    """Path of ``mtcnn_{pnet,rnet,onet}.onnx`` shipped with classicfer."""
+    return onnx_model_path(net)
 
 
 @_per_thread
@@ -138,5 +152,5 @@ def onnx_session(net: str):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = int(os.environ.get("CLASSICFER_ORT_THREADS", "1"))
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(mtcnn_model_path(net)), sess_options=opts,
+    return ort.InferenceSession(str(onnx_model_path(net)), sess_options=opts,
                                 providers=["CPUExecutionProvider"])

@@ -131,12 +131,17 @@ def mtcnn_detect(img: np.ndarray, min_size: float = 20.0, *,
         s *= factor
         minl *= factor
 
-    # Stage 1: P-Net on each pyramid level.
+    # Stage 1: P-Net on each pyramid level. Each level is area-resampled from the
+    # previous one (the first from the image) rather than from the full image every
+    # time (facenet-pytorch's way): nearly the same pyramid, at a fraction of the
+    # cost (INTER_AREA at a non-integer ratio costs ~1.5 ms per call on 640x480).
     cand = []
+    src = img
     for scale in scales:
         hs, ws = int(h * scale + 1), int(w * scale + 1)
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        im = cv2.resize(img, (ws, hs), interpolation=interp).astype(np.float32)
+        src = cv2.resize(src, (ws, hs), interpolation=interp)
+        im = src.astype(np.float32)
         im = ((im - 127.5) * 0.0078125).transpose(2, 0, 1)[None]
         reg, prob = pnet.run(None, {"input": np.ascontiguousarray(im)})
         p = prob[0, 1]

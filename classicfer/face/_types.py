@@ -70,6 +70,10 @@ LAYOUTS = {
     # MTCNN: image-left eye centre, image-right eye centre, nose tip, mouth corners.
     "mtcnn5": {"n": 5, "left_eye": [0], "right_eye": [1], "nose": [2], "mouth": [3, 4],
                "flip": np.array([1, 0, 2, 4, 3])},
+    # BlazeFace: image-left eye, image-right eye, nose tip, mouth centre, image-left ear
+    # tragion, image-right ear tragion.
+    "blazeface6": {"n": 6, "left_eye": [0], "right_eye": [1], "nose": [2], "mouth": [3],
+                   "flip": np.array([1, 0, 2, 3, 5, 4])},
     # just the two eye centres (image-left first)
     "eyes2": {"n": 2, "left_eye": [0], "right_eye": [1], "nose": [], "mouth": [],
               "flip": np.array([1, 0])},
@@ -101,7 +105,8 @@ def eye_centers(landmarks, layout: str | None = None) -> tuple[np.ndarray, np.nd
     ----------
     landmarks : (K, 2) array
         68-point (iBUG), dlib 5-point, MTCNN 5-point (pass ``layout="mtcnn5"``,
-        or a :class:`Face`) or 2 eye centres.
+        or a :class:`Face`), BlazeFace 6-point (``layout="blazeface6"``) or 2 eye
+        centres.
     layout : str, optional
         A key of :data:`LAYOUTS`; inferred from K when omitted.
 

@@ -29,8 +29,8 @@ import numpy as np
 
 CROP_MODES = ("whole", "box", "level", "aligned")
 #: Square-side factor applied to each detector's box to match FER-2013 framing.
-BOX_MARGIN = {"haar": 1.1, "dlib-hog": 1.4, "dlib-cnn": 1.3, "mtcnn": 1.2}
-BOX_SHIFT = {"haar": 0.05, "dlib-hog": 0.0, "dlib-cnn": 0.05, "mtcnn": 0.0}
+BOX_MARGIN = {"haar": 1.1, "dlib-hog": 1.4, "dlib-cnn": 1.3, "mtcnn": 1.2, "blazeface": 1.15}
+BOX_SHIFT = {"haar": 0.05, "dlib-hog": 0.0, "dlib-cnn": 0.05, "mtcnn": 0.0, "blazeface": 0.0}
 #: Crop side as a multiple of the distance between the eye centres ("level" mode), and the
 #: height of the eye line as a fraction of the side. Measured on FER-2013: dlib 5-point
 #: landmarks on 90 PublicTest crops give side/IOD median 2.84 (IQR 2.63-3.25) and eye

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..exceptions import ConfigError, ImageError
+from ..face._detect import METHODS
 from ._crop import CROP_MODES, crop_face
 
 #: Smallest face side (pixels, in the input image) that is classified.
@@ -27,10 +28,14 @@ MIN_FACE = 40
 #: Smallest top probability for a label to be reported (7 classes: chance is 0.14).
 MIN_CONFIDENCE = 0.30
 #: Smallest face the detector looks for (pixels; larger is faster). None = the detector's
-#: default (haar 60, dlib 80, mtcnn 40).
+#: default (haar 60, dlib 80, mtcnn 40, blazeface: no limit).
 MIN_SIZE = None
-DETECTORS = ("haar", "dlib-hog", "dlib-cnn", "mtcnn")
-LANDMARK_MODELS = ("5", "68", "none")
+#: The kiosk default: one 128x128 network pass, eye keypoints included.
+DEFAULT_DETECTOR = "blazeface"
+DETECTORS = tuple(METHODS)
+LANDMARK_MODELS = ("auto", "5", "68", "none")
+#: landmark layouts of detectors that already give eye centres (``landmarks="auto"`` keeps them)
+EYE_LAYOUTS = ("mtcnn5", "blazeface6")
 
 
 @dataclass
@@ -103,12 +108,18 @@ class Predictor:
     ----------
     model : str, Path or DeployedModel, optional
         Model folder (default: :func:`~classicfer.runtime.default_model_dir`).
-    detector : {"haar", "dlib-hog", "dlib-cnn", "mtcnn"}
-        Face detector (``haar`` is the fast default).
-    landmarks : {"5", "68", "none"}
-        Landmark model used to level the eyes before cropping. ``"5"`` (dlib's
-        5-point model, free for commercial use) is the default; ``"68"`` is
-        trained on iBUG 300-W, whose licence forbids commercial use.
+    detector : {"blazeface", "haar", "dlib-hog", "dlib-cnn", "mtcnn"}
+        Face detector. ``blazeface`` (the default) is the fastest and gives eye
+        points (so with ``landmarks="auto"`` no landmark model runs); it finds faces at least about a tenth
+        of the image's longer side (a person near the camera). For small faces in
+        large photos use ``mtcnn`` or ``haar`` (see :func:`classicfer.face.detect_faces`).
+    landmarks : {"auto", "5", "68", "none"}
+        Landmarks used to level the eyes before cropping. ``"auto"`` (default):
+        the detector's own eye points when it has them (``blazeface``, ``mtcnn``),
+        else dlib's 5-point model. ``"5"``: always dlib's 5-point model (free for
+        commercial use; more precise eye centres than BlazeFace's, about 1 ms more
+        per face); ``"68"``: dlib's 68-point model, trained on iBUG 300-W, whose
+        licence forbids commercial use.
     crop : {"whole", "box", "level", "aligned"}, optional
         How a detected face is framed; default from the model's sidecar
         (``input.crop``; ``"whole"`` there means "FER-style crops", which the
@@ -121,20 +132,21 @@ class Predictor:
         Faces whose top probability is lower are reported as ``uncertain``.
     min_size : float, optional
         Smallest face side the detector searches for, in pixels (larger is
-        faster); default: the detector's own (haar 60, dlib 80, mtcnn 40).
+        faster); default: the detector's own (haar 60, dlib 80, mtcnn 40,
+        blazeface none).
     max_faces : int, optional
         Keep only the largest ``max_faces`` faces.
     threads : int, optional
         onnxruntime intra-op threads (default 1).
     """
 
-    def __init__(self, model=None, *, detector="haar", landmarks="5", crop=None, detect=True,
-                 min_face=MIN_FACE, min_confidence=MIN_CONFIDENCE, min_size=MIN_SIZE,
+    def __init__(self, model=None, *, detector=DEFAULT_DETECTOR, landmarks="auto", crop=None,
+                 detect=True, min_face=MIN_FACE, min_confidence=MIN_CONFIDENCE, min_size=MIN_SIZE,
                  max_faces=None, threads=None):
         from ._model import DeployedModel, load_model
 
-        if detector not in DETECTORS:
-            raise ConfigError(f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}")
+        if detector not in METHODS:
+            raise ConfigError(f"unknown detector {detector!r}; choose from {', '.join(METHODS)}")
         landmarks = "none" if landmarks in (None, False) else str(landmarks)
         if landmarks not in LANDMARK_MODELS:
             raise ConfigError(f"unknown landmark model {landmarks!r}; choose from "
@@ -158,7 +170,8 @@ class Predictor:
             if crop == "level" and landmarks == "none":
                 crop = "box"
         if crop == "aligned" and landmarks == "none":
-            raise ConfigError("crop='aligned' needs landmarks; use landmarks='5' or crop='box'")
+            raise ConfigError("crop='aligned' needs landmarks; use landmarks='auto' or "
+                              "crop='box'")
         self.crop = crop
         self.gray = self.model.color == "gray"
 
@@ -189,9 +202,10 @@ class Predictor:
 
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         for f in faces:
-            if f.landmarks is not None and self.detector == "mtcnn" and self.landmarks == "5":
-                continue  # MTCNN's own 5 points
-            f.landmarks = face_landmarks(gray, f.box, model=self.landmarks, source=f.method)
+            if f.landmarks is not None and f.layout in EYE_LAYOUTS and self.landmarks == "auto":
+                continue  # the detector's own eye points (MTCNN, BlazeFace)
+            model = "5" if self.landmarks == "auto" else self.landmarks
+            f.landmarks = face_landmarks(gray, f.box, model=model, source=f.method)
             f.layout = None
 
     def crops(self, image, faces, mode=None) -> np.ndarray:

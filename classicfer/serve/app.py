@@ -363,7 +363,7 @@ def _static_dir():
     return resources.files("classicfer.serve").joinpath(_STATIC)
 
 
-def create_app(predictor=None, *, model=None, detector: str = "haar",
+def create_app(predictor=None, *, model=None, detector: str = "blazeface",
                limits: ServeLimits | None = None, rate: float = 5.0, **limit_kwargs):
     """Build the ASGI app.
 
@@ -378,7 +378,8 @@ def create_app(predictor=None, *, model=None, detector: str = "haar",
     model : str or Path, optional
         Model folder (default: the bundled model or ``$CLASSICFER_MODEL``).
     detector : str
-        Face detector method (``haar``, ``dlib-hog``, ``dlib-cnn``, ``mtcnn``).
+        Face detector method (``blazeface``, ``haar``, ``dlib-hog``, ``dlib-cnn``,
+        ``mtcnn``).
     limits : ServeLimits, optional
         Request limits; keyword arguments (``max_upload_bytes=...``) override fields.
     rate : float

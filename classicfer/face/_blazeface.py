@@ -1,0 +1,119 @@
+"""BlazeFace short-range (MediaPipe) in numpy + onnxruntime.
+
+The network is MediaPipe's ``face_detection_short_range.tflite`` converted to
+ONNX by ``scripts/convert_blazeface.py`` (Apache-2.0; see
+``models/LICENSE-blazeface.md``). The whole image is letterboxed into the
+network's 128x128 input, so one forward pass (about 3 ms on one CPU core) finds
+faces whose side is at least roughly a tenth of the image's longer side: the
+faces of people within about two metres of a kiosk camera. For small faces in
+large photos use ``mtcnn`` or ``haar``.
+
+Decoding follows MediaPipe's ``face_detection_short_range_common.pbtxt``: 896
+SSD anchors (strides 8, 16, 16, 16; fixed anchor size), sigmoid scores, and
+weighted non-maximum suppression (overlapping detections are averaged, weighted
+by score).
+
+References
+----------
+.. [1] V. Bazarevsky, Y. Kartynnik, A. Vakunov, K. Raveendran, M. Grundmann,
+       "BlazeFace: Sub-millisecond Neural Face Detection on Mobile GPUs",
+       arXiv:1907.05047, 2019.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+SIZE = 128
+STRIDES = (8, 16, 16, 16)
+#: keypoints: image-left eye, image-right eye (for a non-mirrored photo: the
+#: subject's right, then left eye), nose tip, mouth centre, the two ear tragions.
+N_KEYPOINTS = 6
+IOU = 0.3
+
+
+@functools.cache
+def anchors() -> np.ndarray:
+    """(896, 2) anchor centres in [0, 1] (MediaPipe's SsdAnchorsCalculator)."""
+    out, i = [], 0
+    while i < len(STRIDES):
+        j = i
+        while j < len(STRIDES) and STRIDES[j] == STRIDES[i]:
+            j += 1
+        n = 2 * (j - i)  # two anchors (aspect ratio 1 + interpolated scale) per layer
+        g = SIZE // STRIDES[i]
+        yy, xx = np.mgrid[0:g, 0:g]
+        c = np.stack([(xx + 0.5) / g, (yy + 0.5) / g], axis=-1).reshape(-1, 1, 2)
+        out.append(np.repeat(c, n, axis=1).reshape(-1, 2))
+        i = j
+    return np.concatenate(out).astype(np.float32)
+
+
+def _weighted_nms(boxes, points, scores):
+    """MediaPipe's weighted NMS: each kept detection is the score-weighted mean of
+    the detections overlapping it by IoU > 0.3; its score is their maximum."""
+    order = np.argsort(-scores, kind="stable")
+    keep_b, keep_p, keep_s = [], [], []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order.size:
+        i = order[0]
+        xx1 = np.maximum(boxes[i, 0], boxes[order, 0])
+        yy1 = np.maximum(boxes[i, 1], boxes[order, 1])
+        xx2 = np.minimum(boxes[i, 2], boxes[order, 2])
+        yy2 = np.minimum(boxes[i, 3], boxes[order, 3])
+        inter = np.clip(xx2 - xx1, 0, None) * np.clip(yy2 - yy1, 0, None)
+        iou = inter / np.maximum(area[i] + area[order] - inter, 1e-12)
+        group = order[iou > IOU]
+        w = scores[group][:, None]
+        keep_b.append((boxes[group] * w).sum(0) / w.sum())
+        keep_p.append((points[group] * w[:, :, None]).sum(0) / w.sum())
+        keep_s.append(scores[i])
+        order = order[iou <= IOU]
+    return np.array(keep_b), np.array(keep_p), np.array(keep_s)
+
+
+def blazeface_detect(img: np.ndarray, threshold: float = 0.5):
+    """Run BlazeFace on an RGB (or gray) uint8 image.
+
+    Returns
+    -------
+    boxes : (N, 5) float ndarray
+        ``x1, y1, x2, y2, score`` in pixels of ``img`` (end exclusive), best first.
+    points : (N, 6, 2) float ndarray
+        The six keypoints (see :data:`N_KEYPOINTS`).
+    """
+    from ._models import onnx_session
+
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    h, w = img.shape[:2]
+    s = SIZE / max(h, w)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    import cv2
+
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    px, py = (SIZE - nw) // 2, (SIZE - nh) // 2
+    x = np.zeros((1, 3, SIZE, SIZE), np.float32)
+    x[0, :, py:py + nh, px:px + nw] = small.transpose(2, 0, 1) * (1 / 127.5) - 1.0
+    sess = onnx_session("blazeface")
+    reg, cls = sess.run(None, {"input": x})
+    raw = np.clip(cls[0, :, 0], -80.0, 80.0)  # MediaPipe clips at 100; 80 avoids overflow
+    scores = 1.0 / (1.0 + np.exp(-raw))
+    k = scores > float(threshold)
+    if not k.any():
+        return np.zeros((0, 5)), np.zeros((0, N_KEYPOINTS, 2))
+    r = reg[0][k].reshape(-1, 2 + N_KEYPOINTS, 2) / SIZE
+    a = anchors()[k][:, None, :]
+    centre, half = r[:, 0] + a[:, 0], r[:, 1] / 2
+    pts = r[:, 2:] + a
+    boxes = np.concatenate([centre - half, centre + half], axis=1)
+    boxes, pts, sc = _weighted_nms(boxes, pts, scores[k])
+    # letterbox (0..1 of the 128 input) -> pixels of img
+    off = np.array([px, py], np.float64)
+    boxes = (boxes.reshape(-1, 2, 2) * SIZE - off) / s
+    pts = (pts * SIZE - off) / s
+    valid = (boxes[:, 1] > boxes[:, 0]).all(axis=1)
+    out = np.concatenate([boxes.reshape(-1, 4), sc[:, None]], axis=1)
+    return out[valid], pts[valid]
