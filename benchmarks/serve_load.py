@@ -18,7 +18,7 @@ Only loopback is contacted. Results go to ``results/serve/<tag>.json``; then
 
 Usage::
 
-    python benchmarks/serve_load.py                          # default model, haar
+    python benchmarks/serve_load.py                          # default model and detector
     python benchmarks/serve_load.py --tag min-size-80 -- --min-size 80
     python benchmarks/serve_load.py --test-model --tag linear-test   # no bundled model
 

@@ -199,14 +199,14 @@ def _predictor_for_test():
     from classicfer.runtime import Predictor
 
     try:
-        return Predictor(detector="haar"), "default"
+        return Predictor(), "default"
     except ModelError:
         import tempfile
 
         from classicfer.runtime._testing import make_linear_model
 
         d = make_linear_model(Path(tempfile.mkdtemp()) / "linear")
-        return Predictor(model=d, detector="haar"), "linear-test"
+        return Predictor(model=d), "linear-test"
 
 
 @pytest.mark.slow
