@@ -132,7 +132,7 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, model, detector, 
       classicfer predict --demo
       classicfer predict photos/ --json > faces.json
       classicfer predict crops/ --no-detect --csv
-      classicfer predict group.jpg --out annotated/ --blur-faces
+      classicfer predict group.jpg --detector mtcnn --out annotated/ --blur-faces
     """
     import csv
     import json
