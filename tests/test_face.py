@@ -107,7 +107,8 @@ def test_blazeface_options(img):
     with pytest.raises(ConfigError, match="cannot upsample"):
         detect_faces(img, "blazeface", upsample=1)
     (f,) = detect_faces(img, "blazeface")
-    assert detect_faces(img, "blazeface", min_size=f.box[2] + 10) == []
+    # min_size drops smaller faces (with 20 % slack: BlazeFace's boxes are tight)
+    assert detect_faces(img, "blazeface", min_size=1.3 * f.box[2]) == []
     assert len(detect_faces(img, "blazeface", min_size=f.box[2] - 10)) == 1
     assert detect_faces(img, "blazeface", threshold=0.999) == []
     # gray and a large image (letterboxed) still work
@@ -115,6 +116,26 @@ def test_blazeface_options(img):
     big = cv2.resize(img, (1536, 1536), interpolation=cv2.INTER_LINEAR)
     (g,) = detect_faces(big, "blazeface")
     assert np.allclose(np.array(g.box) / 3, f.box, atol=4)
+
+
+def test_blazeface_windows_find_small_faces(img):
+    """One pass misses a face smaller than 1/8 of the image; min_size adds windows that
+    find it (and the windows cover the image, overlapping by half)."""
+    from classicfer.face._blazeface import TILE_REACH, tiles
+
+    small = cv2.resize(img, (200, 200), interpolation=cv2.INTER_AREA)  # face ~37 px
+    canvas = np.full((720, 1280, 3), 128, np.uint8)
+    canvas[400:600, 900:1100] = small
+    assert detect_faces(canvas, "blazeface") == []
+    (f,) = detect_faces(canvas, "blazeface", min_size=30)
+    x, y, w, h = f.box
+    assert 900 < x < x + w < 1100 and 400 < y < y + h < 600 and 25 < w < 60
+    assert tiles(canvas.shape, None) == [(0, 0, 1280)]
+    wins = tiles(canvas.shape, 30)
+    side = int(np.ceil(30 / TILE_REACH))
+    first = [t for t in wins if t[2] == side]
+    assert max(x + s for x, _, s in first) == 1280 and max(y + s for _, y, s in first) == 720
+    assert sorted({t[2] for t in wins}) == [side, 2 * side, 4 * side, 1280]
 
 
 def test_blazeface_model_matches_its_notice():

@@ -16,9 +16,9 @@ def predictor_options(func):
                           "Default: $CLASSICFER_MODEL, else the best bundled model."),
         click.option("--detector", type=click.Choice(DETECTORS), default="blazeface",
                      show_default=True,
-                     help="Face detector. blazeface: fastest, for faces at least ~1/10 of "
-                          "the image (a person near the camera); mtcnn or haar for small "
-                          "faces in large photos."),
+                     help="Face detector. blazeface: fastest; one pass finds faces of at "
+                          "least 1/8 of the image (a person near the camera), --min-size "
+                          "adds windows for smaller ones; mtcnn or haar for many small faces."),
         click.option("--landmarks", type=click.Choice(["auto", "5", "68", "none"]),
                      default="auto", show_default=True,
                      help="Landmarks used to level the eyes before cropping: auto = the "
@@ -28,7 +28,7 @@ def predictor_options(func):
                      help="How a detected face is framed (default: from the model)."),
         click.option("--min-size", type=float, default=None,
                      help="Smallest face the detector looks for, in pixels (larger is faster; "
-                          "default haar 60, dlib 80, mtcnn 40, blazeface none)."),
+                          "default haar 60, dlib 80, mtcnn 40, blazeface 1/8 of the image)."),
         click.option("--min-face", type=click.IntRange(1), default=40, show_default=True,
                      help="Faces smaller than this (pixels) are reported as 'too small', "
                           "not classified."),

@@ -173,8 +173,9 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, model, detector, 
             click.echo(f"Error: {err}", err=True)
             rec = {"path": str(path), "faces": [], "error": err}
         elif not rec["faces"]:
-            hint = (" (blazeface finds faces of at least ~1/10 of the image; for small "
-                    "faces try --detector mtcnn)" if predictor.detector == "blazeface" else "")
+            hint = (" (blazeface's single pass finds faces of at least 1/8 of the image; "
+                    "for smaller faces pass --min-size 40 or --detector mtcnn)"
+                    if predictor.detector == "blazeface" and predictor.min_size is None else "")
             click.echo(f"warning: {path}: no face found{hint}", err=True)
         records.append(rec)
     if as_json:

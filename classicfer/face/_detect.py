@@ -13,7 +13,7 @@ from ._types import Face
 #: Haar's cascade window is 24 px (we aim for 30 px), dlib's HOG window 80 px,
 #: dlib's MMOD CNN about 80 px (measured: a 68 px face is missed at scale 1),
 #: MTCNN's P-Net 12 px (its pyramid starts at 12 / min_size). BlazeFace sees the
-#: whole image at 128x128 (no pyramid); its min_size only filters the results.
+#: whole image at 128x128 (no pyramid); a small min_size adds windows (tiles).
 METHODS = {
     "haar": (30.0, 60.0),
     "dlib-hog": (80.0, 80.0),
@@ -69,14 +69,16 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
         - ``dlib-cnn``: dlib's MMOD CNN (most robust to pose, slowest);
         - ``mtcnn``: the MTCNN cascade (ONNX weights, also returns 5 landmarks);
         - ``blazeface``: MediaPipe's BlazeFace short-range network (ONNX, one
-          128x128 pass, about 3 ms; also returns 6 keypoints). It finds faces
-          whose side is at least about a tenth of the image's longer side
-          (people near a kiosk camera), not small faces in large photos.
+          128x128 pass, about 3 ms; also returns 6 keypoints). One pass finds
+          faces whose side is at least about an eighth of the image's longer
+          side (a person within about a metre of a 640x480 webcam); a smaller
+          ``min_size`` adds overlapping windows, one pass each.
     min_size : float, optional
         Smallest face side to find, in pixels of ``image``. The image is resized
         so that this size matches the detector's window (so a larger value is
         faster). Defaults: haar 60, dlib-hog 80, dlib-cnn 80, mtcnn 40. For
-        ``blazeface`` it only drops smaller faces (default: none dropped).
+        ``blazeface`` (default: one pass over the whole image) a value below an
+        eighth of the image's longer side adds windows of side ``8 * min_size``.
     upsample : int
         Additionally upscale the image ``2**upsample`` times (dlib's meaning):
         finds faces down to ``min_size / 2**upsample``. Not available for
@@ -114,9 +116,10 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
     if method == "blazeface":
         from ._blazeface import blazeface_detect
 
-        boxes, points = blazeface_detect(img, 0.5 if threshold is None else float(threshold))
+        boxes, points = blazeface_detect(img, 0.5 if threshold is None else float(threshold),
+                                         min_size or None)
         for b, p in zip(boxes, points):
-            if min(b[2] - b[0], b[3] - b[1]) < min_size:
+            if min(b[2] - b[0], b[3] - b[1]) < 0.8 * min_size:  # boxes are tight: some slack
                 continue
             f = _to_face(b[0], b[1], b[2], b[3], b[4], method, 1.0, shape, p, "blazeface6")
             if f is not None:

@@ -110,9 +110,11 @@ class Predictor:
         Model folder (default: :func:`~classicfer.runtime.default_model_dir`).
     detector : {"blazeface", "haar", "dlib-hog", "dlib-cnn", "mtcnn"}
         Face detector. ``blazeface`` (the default) is the fastest and gives eye
-        points (so with ``landmarks="auto"`` no landmark model runs); it finds faces at least about a tenth
-        of the image's longer side (a person near the camera). For small faces in
-        large photos use ``mtcnn`` or ``haar`` (see :func:`classicfer.face.detect_faces`).
+        points (so with ``landmarks="auto"`` no landmark model runs); one pass
+        finds faces of at least an eighth of the image's longer side (a person
+        near the camera), and ``min_size`` adds windows for smaller faces. For
+        many small faces in large photos ``mtcnn`` or ``haar`` may be faster (see
+        :func:`classicfer.face.detect_faces`).
     landmarks : {"auto", "5", "68", "none"}
         Landmarks used to level the eyes before cropping. ``"auto"`` (default):
         the detector's own eye points when it has them (``blazeface``, ``mtcnn``),
