@@ -13,6 +13,7 @@ Usage::
 
     nice -n 10 python benchmarks/classical_fer2013.py                 # default runs
     nice -n 10 python benchmarks/classical_fer2013.py --run "hog+lbp|svm|pca=150;C=10|flip"
+    python benchmarks/classical_fer2013.py --merge /tmp/part_b /tmp/part_c   # parallel parts
 
 A run string is ``features|classifier|k=v1,v2;k2=v|flip-or-noflip``.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import time
 from pathlib import Path
 
@@ -62,7 +64,12 @@ def main(argv=None):
     ap.add_argument("--run", action="append", help="run string (repeatable); default: all")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--merge", nargs="+", metavar="DIR",
+                    help="merge the tables of other --out folders (runs done in parallel "
+                         "processes) into --out, then exit")
     args = ap.parse_args(argv)
+    if args.merge:
+        return merge(Path(args.out), [Path(d) for d in args.merge])
 
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -77,8 +84,6 @@ def main(argv=None):
     tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
     print(f"loaded {len(ds)} images in {time.perf_counter() - t0:.1f} s "
           f"(train {len(tr)}, val {len(va)}, test {len(te)})", flush=True)
-    summary = read_csv(out / "summary.csv")
-    cands = read_csv(out / "candidates.csv")
     for run in args.run or DEFAULT_RUNS:
         feats, clf, grid, flip = parse_run(run)
         base = make_pipeline(feats, clf, random_state=args.seed)
@@ -113,7 +118,9 @@ def main(argv=None):
                    "n_features": Ftr.shape[1]}
             print(f"  {params}: PublicTest acc {row['val_accuracy']:.4f}, fit {fit_s:.0f} s",
                   flush=True)
-            cands = [c for c in cands if not (c["run"] == run and c["params"] == str(params))]
+            # re-read before writing: another process may be filling the same table
+            cands = [c for c in read_csv(out / "candidates.csv")
+                     if not (c["run"] == run and c["params"] == str(params))]
             cands.append(row)
             write_csv(out / "candidates.csv", cands)
             if best is None or row["val_accuracy"] > best[0]["val_accuracy"]:
@@ -126,13 +133,34 @@ def main(argv=None):
                "seed": args.seed}
         print(f"  selected {row['params']}: PrivateTest acc {res['test_accuracy']:.4f}, "
               f"macro-F1 {res['test_f1_macro']:.4f}", flush=True)
-        summary = [s for s in summary if s["run"] != run] + [res]
+        summary = [s for s in read_csv(out / "summary.csv") if s["run"] != run] + [res]
         write_csv(out / "summary.csv", summary)
         write_markdown(out, summary)
         write_json(out / "run.json", run_record(
             dataset=str(args.data), protocol="fit Training (+flips where marked), select on "
             "PublicTest, report PrivateTest", seed=args.seed, n_jobs=args.n_jobs,
             runs=args.run or DEFAULT_RUNS))
+
+
+def merge(out: Path, others: list[Path]) -> None:
+    """Rows of ``others`` replace same-run rows of ``out`` (same for candidates)."""
+    summary, cands = read_csv(out / "summary.csv"), read_csv(out / "candidates.csv")
+    for d in others:
+        new = read_csv(d / "summary.csv")
+        runs = {r["run"] for r in new}
+        summary = [r for r in summary if r["run"] not in runs] + new
+        newc = read_csv(d / "candidates.csv")
+        keys = {(c["run"], c["params"]) for c in newc}
+        cands = [c for c in cands if (c["run"], c["params"]) not in keys] + newc
+        print(f"merged {len(new)} runs from {d}")
+    write_csv(out / "summary.csv", summary)
+    write_csv(out / "candidates.csv", cands)
+    write_markdown(out, summary)
+    # keep each part's command, versions and machine load next to the main run's
+    rec = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
+    rec.setdefault("merged_parts", []).extend(
+        json.loads((d / "run.json").read_text()) for d in others if (d / "run.json").is_file())
+    write_json(out / "run.json", rec)
 
 
 def write_markdown(out, summary):
