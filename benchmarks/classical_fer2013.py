@@ -158,8 +158,11 @@ def merge(out: Path, others: list[Path]) -> None:
     write_markdown(out, summary)
     # keep each part's command, versions and machine load next to the main run's
     rec = json.loads((out / "run.json").read_text()) if (out / "run.json").is_file() else {}
-    rec.setdefault("merged_parts", []).extend(
-        json.loads((d / "run.json").read_text()) for d in others if (d / "run.json").is_file())
+    parts = rec.setdefault("merged_parts", [])
+    for d in others:
+        if (d / "run.json").is_file():
+            part = json.loads((d / "run.json").read_text())
+            parts[:] = [q for q in parts if q.get("command") != part.get("command")] + [part]
     write_json(out / "run.json", rec)
 
 
