@@ -153,8 +153,9 @@ def stage_ckplus(args, rows):
                                           protocol="subject-grouped 10-fold, PCA100+RBF SVC C=10"))
 
 
-def stage_fer(args, rows):
-    from sklearn.metrics import accuracy_score, f1_score
+def fer_splits(args):
+    """FER-2013 Training (a stratified ``--train-n`` subset, seeded), PublicTest and
+    PrivateTest: ``(X_train, y_train, val, test)``."""
     from sklearn.model_selection import train_test_split
 
     from classicfer.datasets import load_dataset
@@ -165,7 +166,13 @@ def stage_fer(args, rows):
     if args.train_n < len(tr):
         idx, _ = train_test_split(idx, train_size=args.train_n, stratify=tr.labels,
                                   random_state=args.seed)
-    Xtr, ytr = tr.images[idx], tr.labels[idx]
+    return tr.images[idx], tr.labels[idx], va, te
+
+
+def stage_fer(args, rows):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    Xtr, ytr, va, te = fer_splits(args)
     fams = args.families.split(",")
     t0 = time.perf_counter()
     F = {s: feats(s, Xtr, args.n_jobs) for s in fams}
@@ -174,7 +181,7 @@ def stage_fer(args, rows):
     print(f"features in {time.perf_counter() - t0:.0f} s", flush=True)
     T = {}
     decisions = {}
-    record = run_record(stage="fer", seed=args.seed, train_n=len(idx),
+    record = run_record(stage="fer", seed=args.seed, train_n=len(ytr),
                         protocol="fit on stratified subset of Training (+flips), select on "
                                  "PublicTest, report PrivateTest")
     for spec, flip in [tuple(v.split(":")) for v in args.variants.split(",")]:
@@ -282,21 +289,13 @@ def stage_export(args, rows):
 
     from PIL import Image
     from sklearn.metrics import accuracy_score
-    from sklearn.model_selection import train_test_split
 
-    from classicfer.datasets import load_dataset
     from classicfer.models import make_pipeline, save_model
 
     cand = [r for r in rows if r["dataset"] == "fer2013" and r["id"].startswith("fer:")
             and r["id"].count(":") == 2 and "val_accuracy" in r]
     spec = args.spec or max(cand, key=lambda r: r["val_accuracy"])["features"]
-    ds = load_dataset(args.fer)
-    tr, va, te = ds.split("train"), ds.split("val"), ds.split("test")
-    idx = np.arange(len(tr))
-    if args.train_n < len(tr):
-        idx, _ = train_test_split(idx, train_size=args.train_n, stratify=tr.labels,
-                                  random_state=args.seed)
-    Xtr, ytr = tr.images[idx], tr.labels[idx]
+    Xtr, ytr, va, te = fer_splits(args)
     pipe = make_pipeline(spec, "svm", {"pca": args.pca, "C": args.C}, random_state=args.seed)
     A = np.concatenate([feats(spec, Xtr, args.n_jobs), feats(spec, Xtr[:, :, ::-1], args.n_jobs)])
     t0 = time.perf_counter()
@@ -308,7 +307,7 @@ def stage_export(args, rows):
     acc = float(accuracy_score(te.labels, pt))
     save_model(pipe, out_dir, dataset_name="fer2013", name=f"fer2013-push-{spec}",
                metrics={"PrivateTest_accuracy": acc},
-               training={"train_subset": len(idx), "flip": True, "seed": args.seed},
+               training={"train_subset": len(ytr), "flip": True, "seed": args.seed},
                check_images=va.images[:256])
     # single-thread inference through the runtime (features in Python + ONNX head)
     code = ("import time,sys,numpy as np;from classicfer.runtime import load_model;"
@@ -329,7 +328,7 @@ def stage_export(args, rows):
                           "--model", str(out_dir), "--no-detect", "--csv", str(tmp)],
                          capture_output=True, text=True, env=env, check=False)
     row = {"id": f"export:{spec}", "dataset": "fer2013-export", "features": spec,
-           "flip": True, "n_train": int(2 * len(idx)), "test_accuracy": acc,
+           "flip": True, "n_train": int(2 * len(ytr)), "test_accuracy": acc,
            "fit_seconds": round(fit_s, 1), "predict_ms": round(ms, 2),
            "runtime_ms_per_face_single_thread_wall": round(ms, 2),
            "runtime_cpu_ms_per_face_single_thread": round(cpu_ms, 2), "export_dir": str(out_dir),
