@@ -8,6 +8,8 @@ Writes results/classical/ckplus48/{summary.csv, folds.csv, summary.md, run.json}
 Usage::
 
     nice -n 10 python benchmarks/classical_ckplus.py [--flip] [--n-jobs 2]
+    python benchmarks/classical_ckplus.py --features hog+landmarks --classifiers svm \
+        --C 10 --param align=eyes --param align_margin=0,-0.1 --flip
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def main(argv=None):
     ap.add_argument("--classifiers", default=",".join(CLASSIFIERS))
     ap.add_argument("--C", default="0.1,10", help="candidate C values (comma-separated)")
     ap.add_argument("--pca", default="100", help="candidate PCA sizes ('none' for no PCA)")
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=V1,V2",
+                    help="more candidate values, e.g. align=eyes or align_margin=0,-0.1")
     ap.add_argument("--flip", action="store_true")
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
@@ -43,6 +47,9 @@ def main(argv=None):
 
     params = {"C": [_parse_value(v) for v in args.C.split(",")],
               "pca": [_parse_value(v) for v in args.pca.split(",")]}
+    for item in args.param:
+        key, _, values = item.partition("=")
+        params[key.strip()] = [_parse_value(v) for v in values.split(",")]
     ds = load_dataset(args.data)
     t0 = time.perf_counter()
     summary, folds, info = run_grid(

@@ -74,6 +74,7 @@ def main(argv=None):
     from sklearn.metrics import accuracy_score, f1_score
 
     from classicfer.datasets import load_dataset
+    from classicfer.features import feature_params
     from classicfer.features.cache import compute_features, is_cached
     from classicfer.models import make_pipeline
 
@@ -86,27 +87,32 @@ def main(argv=None):
           f"(train {len(tr)}, val {len(va)}, test {len(te)})", flush=True)
     for run in args.run or DEFAULT_RUNS:
         feats, clf, grid, flip = parse_run(run)
-        base = make_pipeline(feats, clf, random_state=args.seed)
-        feat = base.named_steps["features"]
-        tf = time.perf_counter()
-        cached = is_cached(feat, tr.images)
-        Ftr = compute_features(feat, tr.images, n_jobs=args.n_jobs)
-        ytr = tr.labels
-        if flip:
-            Ftr = np.concatenate([Ftr, compute_features(feat, tr.images[:, :, ::-1],
-                                                        n_jobs=args.n_jobs)])
-            ytr = np.concatenate([ytr, ytr])
-        Fva = compute_features(feat, va.images, n_jobs=args.n_jobs)
-        Fte = compute_features(feat, te.images, n_jobs=args.n_jobs)
-        feat_s = time.perf_counter() - tf
-        print(f"[{run}] features {Ftr.shape} in {feat_s:.1f} s (cached before: {cached})",
-              flush=True)
-        best = None
         keys = list(grid)
-        for combo in itertools.product(*grid.values()):
-            params = dict(zip(keys, combo))
+        combos = [dict(zip(keys, c)) for c in itertools.product(*grid.values())]
+        feature_sets = {}  # feature parameters (JSON) -> (Ftr, ytr, Fva, Fte, seconds, cached)
+
+        best = None
+        for params in combos:
             pipe = make_pipeline(feats, clf, params, random_state=args.seed)
             head = pipe[1:]
+            feat = pipe.named_steps["features"]
+            fkey = json.dumps(feature_params(feat), sort_keys=True)
+            if fkey not in feature_sets:
+                tf = time.perf_counter()
+                cached = is_cached(feat, tr.images)
+                Ftr = compute_features(feat, tr.images, n_jobs=args.n_jobs)
+                ytr = tr.labels
+                if flip:
+                    Ftr = np.concatenate([Ftr, compute_features(
+                        feat, np.ascontiguousarray(tr.images[:, :, ::-1]), n_jobs=args.n_jobs)])
+                    ytr = np.concatenate([ytr, ytr])
+                Fva = compute_features(feat, va.images, n_jobs=args.n_jobs)
+                Fte = compute_features(feat, te.images, n_jobs=args.n_jobs)
+                feat_s = time.perf_counter() - tf
+                print(f"[{run}] features {Ftr.shape} in {feat_s:.1f} s (cached before: "
+                      f"{cached})", flush=True)
+                feature_sets[fkey] = (Ftr, ytr, Fva, Fte, feat_s, cached)
+            Ftr, ytr, Fva, Fte, feat_s, cached = feature_sets[fkey]
             t1 = time.perf_counter()
             head.fit(Ftr, ytr)
             fit_s = time.perf_counter() - t1
@@ -124,8 +130,8 @@ def main(argv=None):
             cands.append(row)
             write_csv(out / "candidates.csv", cands)
             if best is None or row["val_accuracy"] > best[0]["val_accuracy"]:
-                best = (row, head)
-        row, head = best
+                best = (row, head, Fte, feat_s, cached)
+        row, head, Fte, feat_s, cached = best
         pt = head.predict(Fte)
         res = {**row, "test_accuracy": accuracy_score(te.labels, pt),
                "test_f1_macro": f1_score(te.labels, pt, average="macro"),

@@ -115,8 +115,11 @@ def _linear_svm(**kw):
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import LinearSVC
 
-    # dual="auto" solves the primal when n_samples > n_features (minutes -> seconds on FER)
-    return CalibratedClassifierCV(LinearSVC(C=0.01, dual="auto", max_iter=5000),
+    # dual="auto" solves the primal when n_samples > n_features (minutes -> seconds on FER);
+    # tol=0.1 stops liblinear's Newton iterations earlier than its 1e-4 default: on FER-2013
+    # HOG (28,709 x 1,764) 3.6x faster with the same PrivateTest accuracy
+    # (results/classical/linear_svm_speed.md); fit_pipeline(n_jobs=2) runs the folds in parallel
+    return CalibratedClassifierCV(LinearSVC(C=0.01, dual="auto", tol=0.1, max_iter=5000),
                                   method="sigmoid", cv=3)
 
 
@@ -443,6 +446,16 @@ def check_training_labels(y, *, min_per_class: int = 3) -> None:
                         f"{', '.join(small)}; add images or drop the class")
 
 
+def _calibration_jobs(pipeline, n_jobs) -> None:
+    """Let a calibrated classifier fit its folds in ``n_jobs`` processes (same result,
+    measured 2x faster for linear-svm on FER-2013 with 2 cores)."""
+    from sklearn.calibration import CalibratedClassifierCV
+
+    clf = pipeline.named_steps.get("classifier")
+    if n_jobs not in (None, 1) and isinstance(clf, CalibratedClassifierCV) and clf.n_jobs is None:
+        clf.set_params(n_jobs=n_jobs)
+
+
 def fit_pipeline(pipeline, images, y, *, cache: bool = True, key: str | None = None,
                  n_jobs=None, extra_images=None, extra_y=None):
     """Fit ``pipeline`` with features from the cache (computed once per images + params).
@@ -464,6 +477,7 @@ def fit_pipeline(pipeline, images, y, *, cache: bool = True, key: str | None = N
         F = np.concatenate([F, F2])
         y = np.concatenate([y, np.asarray(extra_y)])
     t1 = time.perf_counter()
+    _calibration_jobs(pipeline, n_jobs)
     head_of(pipeline).fit(F, y)
     t2 = time.perf_counter()
     pipeline.fit_info_ = {"feature_seconds": round(t1 - t0, 3), "fit_seconds": round(t2 - t1, 3),

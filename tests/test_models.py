@@ -172,3 +172,15 @@ def test_second_fit_reads_cache(data):
     b = fit_pipeline(make_pipeline("lbp", "logreg", {"C": 1.0}), X, y)
     assert b.fit_info_["features_from_cache"] is True
     assert a.fit_info_["n_features"] == b.fit_info_["n_features"]
+
+
+def test_n_jobs_fits_calibration_folds_in_parallel_with_the_same_result(data):
+    X, y = data
+    serial = fit_pipeline(make_pipeline("hog", "linear-svm"), X, y)
+    parallel = fit_pipeline(make_pipeline("hog", "linear-svm"), X, y, n_jobs=2)
+    assert serial.named_steps["classifier"].n_jobs is None
+    assert parallel.named_steps["classifier"].n_jobs == 2
+    np.testing.assert_allclose(parallel.predict_proba(X), serial.predict_proba(X), atol=1e-6)
+    # a classifier without calibration folds is left alone
+    knn = fit_pipeline(make_pipeline("hog", "knn", FAST["knn"]), X, y, n_jobs=2)
+    assert knn.named_steps["classifier"].n_jobs is None

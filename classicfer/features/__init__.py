@@ -11,6 +11,7 @@ to :data:`FEATURES` (or calling :func:`register_feature`).
 from __future__ import annotations
 
 from ..exceptions import ConfigError
+from ._align import align_crops
 from ._base import ImageTransformer, as_image_batch
 from ._embedding import EmbeddingFeatures
 from ._gabor import GaborFeatures, gabor_features
@@ -178,6 +179,7 @@ __all__ = [
     "LandmarkFeatures",
     "MultiLBPFeatures",
     "RegionHOGFeatures",
+    "align_crops",
     "as_image_batch",
     "feature_params",
     "feature_spec_of",

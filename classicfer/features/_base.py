@@ -103,6 +103,11 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         self._check_params()
         images = as_image_batch(X)
         self._check_shape(images.shape[1:])
+        if getattr(self, "align", "none") == "eyes":
+            from ._align import align_crops
+
+            images = align_crops(images, margin=self.align_margin,
+                                 n_jobs=getattr(self, "n_jobs", None))
         return self._parallel(images)
 
     def get_feature_names_out(self, input_features=None):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._align import ALIGN_OPTIONS
 from ._base import ImageTransformer
 from ._lbp import LBP_METHODS, _grid_pair, lbp_histograms, lbp_n_bins
 
@@ -27,6 +28,11 @@ class MultiLBPFeatures(ImageTransformer):
     method : {'nri_uniform', 'uniform', 'default', 'ror'}, default='uniform'
         'uniform' keeps P+2 bins per cell, so P=16 stays small.
     sqrt : bool, default=True
+    align : {'none', 'eyes'}, default='none'
+        'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
+        :func:`classicfer.features.align_crops`).
+    align_margin : float, default=0.0
+        Framing of that re-cut (``margin`` of :func:`classicfer.face.align_face`).
     n_jobs : int or None, default=None
 
     Examples
@@ -41,15 +47,19 @@ class MultiLBPFeatures(ImageTransformer):
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "method": [StrOptions(set(LBP_METHODS))],
         "sqrt": ["boolean"],
+        "align": [StrOptions(set(ALIGN_OPTIONS))],
+        "align_margin": [Interval(Real, -0.3, 1.0, closed="both")],
         "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, scales=((8, 1), (8, 2), (16, 2)), grid=6, method="uniform", sqrt=True,
-                 n_jobs=None):
+                 align="none", align_margin=0.0, n_jobs=None):
         self.scales = scales
         self.grid = grid
         self.method = method
         self.sqrt = sqrt
+        self.align = align
+        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     def _pairs(self):

@@ -9,12 +9,13 @@ costs one HOG per region. For unaligned crops, align first
 
 from __future__ import annotations
 
-from numbers import Integral
+from numbers import Integral, Real
 from typing import ClassVar
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
+from ._align import ALIGN_OPTIONS
 from ._base import ImageTransformer
 
 #: region name -> (top, bottom, left, right) as fractions of the crop
@@ -42,6 +43,11 @@ class RegionHOGFeatures(ImageTransformer):
     orientations : int, default=9
     pixels_per_cell : int, default=4
     cells_per_block : int, default=2
+    align : {'none', 'eyes'}, default='none'
+        'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
+        :func:`classicfer.features.align_crops`).
+    align_margin : float, default=0.0
+        Framing of that re-cut (``margin`` of :func:`classicfer.face.align_face`).
     n_jobs : int or None, default=None
 
     Examples
@@ -56,15 +62,19 @@ class RegionHOGFeatures(ImageTransformer):
         "orientations": [Interval(Integral, 2, 36, closed="both")],
         "pixels_per_cell": [Interval(Integral, 2, None, closed="left")],
         "cells_per_block": [Interval(Integral, 1, None, closed="left")],
+        "align": [StrOptions(set(ALIGN_OPTIONS))],
+        "align_margin": [Interval(Real, -0.3, 1.0, closed="both")],
         "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, regions=None, orientations=9, pixels_per_cell=4, cells_per_block=2,
-                 n_jobs=None):
+                 align="none", align_margin=0.0, n_jobs=None):
         self.regions = regions
         self.orientations = orientations
         self.pixels_per_cell = pixels_per_cell
         self.cells_per_block = cells_per_block
+        self.align = align
+        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     def _regions(self):
