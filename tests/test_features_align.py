@@ -41,11 +41,25 @@ def test_crops_without_a_face_are_left_as_they_are():
     assert np.array_equal(align_crops(blank), blank)
 
 
-def test_memoised_by_content(tilted):
+def test_large_batches_are_memoised_by_content(tilted, monkeypatch):
+    from classicfer.features import _align
+
+    monkeypatch.setattr(_align, "_MEMO_MIN_BATCH", 2)
     a = align_crops(tilted, margin=0.0)
     assert align_crops(tilted.copy(), margin=0.0) is a
     assert align_crops(tilted, margin=0.05) is not a
     assert not a.flags.writeable
+    for i in range(2 * _align._MEMO_ENTRIES):  # bounded: old batches are dropped
+        align_crops(np.roll(tilted, i + 1, axis=2)[:2], margin=0.0)
+    assert len(_align._MEMO) <= _align._MEMO_ENTRIES
+
+
+def test_small_batches_are_not_kept(tilted):
+    from classicfer.features import _align
+
+    before = len(_align._MEMO)
+    align_crops(tilted[:1], margin=0.0)
+    assert len(_align._MEMO) == before
 
 
 def test_align_is_a_descriptor_parameter(tilted):

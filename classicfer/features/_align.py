@@ -28,8 +28,11 @@ MAX_ROLL = 40.0
 
 ALIGN_OPTIONS = ("none", "eyes")
 
+#: memo of recent large batches (a kiosk's one-crop calls are not kept: no growth)
 _MEMO: OrderedDict = OrderedDict()
 _MEMO_BYTES = 512 * 2**20
+_MEMO_ENTRIES = 8
+_MEMO_MIN_BATCH = 64
 
 
 def _align_chunk(images: np.ndarray, margin: float) -> tuple[np.ndarray, int]:
@@ -63,8 +66,8 @@ def _resize(crop, w, h):
 def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.ndarray:
     """Re-cut each (H, W) uint8 crop around its eyes (see the module docstring).
 
-    Results are memoised for the last batches (by content hash), so the parts
-    of a ``hog+lbp`` union share one landmark pass.
+    Results for the last few large batches (>= 64 crops) are memoised by content
+    hash, so the parts of a ``hog+lbp`` union share one landmark pass.
 
     Returns
     -------
@@ -72,6 +75,8 @@ def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.n
         Crops the landmarks could not place (see :data:`IOD_RANGE`) are unchanged.
     """
     images = np.ascontiguousarray(images, dtype=np.uint8)
+    if len(images) < _MEMO_MIN_BATCH:
+        return _align_chunk(images, margin)[0]
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{images.shape}|{float(margin)!r}".encode())
     h.update(memoryview(images).cast("B"))
@@ -90,6 +95,7 @@ def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.n
         out = np.concatenate([p[0] for p in parts])
     out.setflags(write=False)
     _MEMO[key] = out
-    while sum(a.nbytes for a in _MEMO.values()) > _MEMO_BYTES and len(_MEMO) > 1:
+    while len(_MEMO) > 1 and (len(_MEMO) > _MEMO_ENTRIES
+                              or sum(a.nbytes for a in _MEMO.values()) > _MEMO_BYTES):
         _MEMO.popitem(last=False)
     return out
