@@ -364,3 +364,34 @@ def test_cli_cross_dataset_prefit_and_bad_map(tiny_ckplus48, tmp_path):
     r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_ckplus48), "--model", str(model),
                                  "--map", "anger=bogus", "-q"])
     assert r.exit_code == 2 and "unknown emotion label 'bogus'" in r.output
+
+
+def test_flip_doubles_training_rows_and_matches_a_manual_loop(ck):
+    """--flip: each fold trains on its crops plus their mirrors; test crops are untouched."""
+    from sklearn.base import clone
+
+    model = pixel_model(LogisticRegression(max_iter=300))
+    res = evaluate(model, ck, "subject-kfold", folds=3, seed=1, flip=True)
+    plain = evaluate(model, ck, "subject-kfold", folds=3, seed=1)
+    for f, g in zip(res.folds, plain.folds):
+        assert f["n_train"] == 2 * g["n_train"] and f["n_test"] == g["n_test"]
+    assert any("mirror" in n for n in res.notes)
+    X, y = ck.images, np.asarray(ck.labels)
+    for k in range(3):
+        te = res.rows[res.fold == k]
+        tr = np.setdiff1d(np.arange(len(y)), te)
+        Xtr = np.concatenate([X[tr], X[tr][:, :, ::-1]])
+        est = clone(model).fit(Xtr, np.concatenate([y[tr], y[tr]]))
+        assert np.array_equal(est.predict(X[te]).astype(str), res.y_pred[res.fold == k])
+
+
+def test_flip_is_refused_for_a_prefit_model(tiny_fer_folder, tmp_path):
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+    from classicfer.runtime._testing import make_linear_model
+
+    model = make_linear_model(tmp_path / "lin", name="lin")
+    r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_fer_folder), "--model",
+                                 str(model), "--flip", "-q"])
+    assert r.exit_code == 1 and "--flip augments training data" in r.output

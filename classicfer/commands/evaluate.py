@@ -65,11 +65,13 @@ def _parse_map(values) -> dict:
               help="Bootstrap resamples for the accuracy interval.")
 @click.option("--gallery", default=24, show_default=True, type=click.IntRange(0, 200),
               help="Mistakes shown in misclassified.png.")
+@click.option("--flip/--no-flip", default=False, show_default=True,
+              help="Train on each training crop and its mirror image (pipelines only).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
 def evaluate(data_path, data_format, protocol, test_path, test_format, model_path, features,
              classifier, params, name, folds, seed, maps, shared_classes, groups_csv,
-             out_root, n_boot, gallery, quiet):
+             out_root, n_boot, gallery, flip, quiet):
     """Evaluate a model under a protocol and write its report folder.
 
     \b
@@ -101,6 +103,9 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
         raise ConfigError("no dataset: give --data PATH")
 
     label_map = _parse_map(maps)
+    if model_path and flip:
+        raise ConfigError("--flip augments training data: it needs --features/--classifier, "
+                          "not a prefit --model")
     if model_path:
         if params:
             raise ConfigError("--param only applies to --features/--classifier pipelines")
@@ -118,7 +123,7 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
             warn(f"{d.name}: skipped {len(d.skipped)} unreadable files")
 
     res = run(spec, ds, protocol, test_dataset=test_ds, folds=folds, seed=seed,
-              label_map=label_map, shared_classes=shared_classes,
+              label_map=label_map, shared_classes=shared_classes, flip=flip,
               progress=None if quiet else (lambda it: progress(it, desc="folds", unit="fold")))
     scored = test_ds if test_ds is not None else ds
     groups = None

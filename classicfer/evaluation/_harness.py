@@ -100,6 +100,11 @@ def _take(images, idx):
     return [images[i] for i in idx]
 
 
+def _mirror(images):
+    """Left-right mirror of a batch of (N, H, W) or (N, H, W, C) crops."""
+    return np.ascontiguousarray(np.asarray(images)[:, :, ::-1])
+
+
 def _apply_map(dataset, label_map):
     """Rename labels (``old -> new``); ``old -> ""``/None drops those rows.
 
@@ -216,7 +221,7 @@ _CPU = {"fit": 0.0, "predict": 0.0}
 def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
              folds: int = 10, seed: int = 0, label_map: dict | None = None,
              shared_classes: bool = False, prefit: bool | None = None, name: str | None = None,
-             progress=None) -> EvaluationResult:
+             flip: bool = False, progress=None) -> EvaluationResult:
     """Run ``protocol`` for ``model`` on ``dataset``.
 
     Parameters
@@ -240,6 +245,9 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         Score a prefit model only over the classes it shares with the dataset:
         other rows are dropped and its predictions are restricted to those
         classes. Implied by ``cross-dataset``.
+    flip : bool
+        Train on each training crop and its mirror image (test crops are not
+        flipped). Ignored for prefit models.
     progress : callable, optional
         Wraps the fold iterator (e.g. a tqdm bar).
 
@@ -334,6 +342,9 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
                      "count as errors")
     if spec.prefit:
         notes.append("prefit model: not refitted; fit time is not measured")
+        flip = False
+    elif flip:
+        notes.append("training crops augmented with their mirror images (test crops as they are)")
 
     subj_all = None if test_ds.subjects is None else np.asarray(test_ds.subjects)[rows]
     split_all = np.asarray(test_ds.splits)[rows]
@@ -368,7 +379,7 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
     # fold; their cost per image is added back to each fold's fit and predict times.
     _CPU.update(fit=0.0, predict=0.0)
     cpu_start = time.process_time()
-    feats_test = feats_fit = None
+    feats_test = feats_fit = feats_flip = None
     per_img = 0.0
     if not spec.prefit and _precomputable(spec):
         feat = spec.estimator.steps[0][1]
@@ -378,10 +389,26 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
         if protocol == "cross-dataset":
             feats_fit = feat.transform(_take(dataset.images, fit_rows))
             n_done += len(fit_rows)
+        if flip:
+            if protocol == "cross-dataset":
+                feats_fit = np.concatenate([feats_fit, feat.transform(
+                    _mirror(_take(dataset.images, fit_rows)))])
+                n_done += len(fit_rows)
+            else:
+                feats_flip = feat.transform(_mirror(_take(test_ds.images, rows)))
+                n_done += len(rows)
         per_img = (time.perf_counter() - t0) / max(n_done, 1)
 
     def X_at(pos):
         return feats_test[pos] if feats_test is not None else _take(test_ds.images, rows[pos])
+
+    def X_train(pos):
+        """Training rows at ``pos`` (plus their mirror images with ``flip``)."""
+        X = X_at(pos)
+        if not flip:
+            return X, y_all[pos]
+        Xf = feats_flip[pos] if feats_flip is not None else _mirror(X)
+        return np.concatenate([X, Xf]), np.concatenate([y_all[pos], y_all[pos]])
 
     head = feats_test is not None
     out_pred, out_proba, out_fold, out_pos = [], [], [], []
@@ -400,8 +427,12 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
             if protocol == "cross-dataset":
                 X_tr = feats_fit if head else _take(dataset.images, fit_rows)
                 y_tr = fit_y
+                if flip:
+                    if not head:
+                        X_tr = np.concatenate([X_tr, _mirror(X_tr)])
+                    y_tr = np.concatenate([y_tr, y_tr])
             else:
-                X_tr, y_tr = X_at(tr), y_all[tr]
+                X_tr, y_tr = X_train(tr)
             n_train = len(y_tr)
             if len(set(y_tr)) < 2:
                 raise DataError(f"fold {k}: the training rows hold fewer than 2 classes")
