@@ -82,3 +82,23 @@ def test_align_is_a_descriptor_parameter(tilted):
 def test_bad_align_values_name_the_parameter(params):
     with pytest.raises(ConfigError, match="align"):
         make_features("hog+lbp", params)
+
+
+def test_small_batches_share_one_landmark_pass(tilted, monkeypatch):
+    """align='eyes' descriptors + landmarks on one kiosk crop: one shape-predictor pass."""
+    from classicfer.features import _dlib
+
+    calls = []
+    real = _dlib._crop_landmarks
+    monkeypatch.setattr(_dlib, "_crop_landmarks",
+                        lambda c, side: calls.append(len(c)) or real(c, side))
+    monkeypatch.setattr(_dlib, "_RECENT", type(_dlib._RECENT)())
+    crop = tilted[:1]
+    union = make_features("hog+lbp+landmarks", {"align": "eyes"})
+    first = union.transform(crop)
+    assert calls == [1]  # align (hog, lbp) and landmarks reuse the same points
+    assert np.array_equal(union.transform(crop.copy()), first)
+    assert calls == [1]
+    pts = _dlib.crop_landmarks(crop)
+    pts += 100  # callers get a copy
+    assert not np.array_equal(_dlib.crop_landmarks(crop), pts)
