@@ -34,6 +34,10 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=None,
                     help="peak learning rate (default 1e-3 transfer, 3e-3 scratch)")
     ap.add_argument("--tag", default="", help="suffix of the result file, for variants")
+    ap.add_argument("--align-margin", type=float, default=None,
+                    help="re-cut every crop around its eyes first (classicfer.features."
+                         "align_crops with this margin), as align=eyes does for the "
+                         "classical features")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite ckplus_transfer.md from the JSON files without training")
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
@@ -49,7 +53,12 @@ def main(argv=None):
     classes = ds.classes
     y = np.array([classes.index(c) for c in ds.labels])
     groups = np.asarray(ds.subjects)
-    x = to_tensor(ds.images)
+    images = ds.images
+    if args.align_margin is not None:
+        from classicfer.features import align_crops
+
+        images = align_crops(images, margin=args.align_margin)
+    x = to_tensor(images)
     res_dir = Path(args.results)
     if not args.render_only:
         run(args, cmd, x, y, groups, classes, res_dir)
