@@ -34,6 +34,10 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=None,
                     help="peak learning rate (default 1e-3 transfer, 3e-3 scratch)")
     ap.add_argument("--tag", default="", help="suffix of the result file, for variants")
+    ap.add_argument("--tta-flip", action="store_true",
+                    help="average each test crop's logits with its mirror image's")
+    ap.add_argument("--members", type=int, default=1,
+                    help="models per fold (seeds differ), logits averaged")
     ap.add_argument("--align-margin", type=float, default=None,
                     help="re-cut every crop around its eyes first (classicfer.features."
                          "align_crops with this margin), as align=eyes does for the "
@@ -107,18 +111,23 @@ def run(args, cmd, x, y, groups, classes, res_dir):
     fold_acc, t_cpu, t0 = [], time.process_time(), time.time()
     for k, (tr, te) in enumerate(cv.split(np.zeros(len(y)), y, groups)):
         assert not set(groups[tr]) & set(groups[te])
-        res = fit(x[tr], y[tr], None, None, classes=classes, epochs=args.epochs, batch_size=32,
-                  lr=args.lr or (1e-3 if args.arm == "transfer" else 3e-3), seed=args.seed + k,
-                  init_state=init_state, norm=norm, model_config=config,
-                  freeze_epochs=1 if args.arm == "transfer" else 0, threads=args.threads,
-                  progress=False, log=lambda m: None)
-        p = predict_logits(res["model"], x[te], res["mean"], res["std"]).argmax(1).numpy()
+        logits = 0
+        for m in range(args.members):
+            res = fit(x[tr], y[tr], None, None, classes=classes, epochs=args.epochs,
+                      batch_size=32, lr=args.lr or (1e-3 if args.arm == "transfer" else 3e-3),
+                      seed=args.seed + k + 1000 * m, init_state=init_state, norm=norm,
+                      model_config=config, freeze_epochs=1 if args.arm == "transfer" else 0,
+                      threads=args.threads, progress=False, log=lambda m: None)
+            logits = logits + predict_logits(res["model"], x[te], res["mean"], res["std"],
+                                             flip=args.tta_flip).softmax(1)
+        p = logits.argmax(1).numpy()
         pred[te] = p
         fold_acc.append(float(accuracy_score(y[te], p)))
         print(f"[{time.strftime('%H:%M:%S')}] {args.arm} fold {k + 1}/10: "
               f"acc {fold_acc[-1]:.4f} ({len(te)} images, {len(set(groups[te]))} subjects)",
               flush=True)
     out = {"arm": args.arm + args.tag, "lr": args.lr or (1e-3 if args.arm == "transfer" else 3e-3), "command": cmd, "epochs": args.epochs, "seed": args.seed,
+           "tta_flip": args.tta_flip, "members": args.members,
            "init": args.init if args.arm == "transfer" else None,
            "classes": classes, "fold_accuracy": fold_acc,
            "mean_fold_accuracy": float(np.mean(fold_acc)),
