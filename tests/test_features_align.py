@@ -54,12 +54,16 @@ def test_large_batches_are_memoised_by_content(tilted, monkeypatch):
     assert len(_align._MEMO) <= _align._MEMO_ENTRIES
 
 
-def test_small_batches_are_not_kept(tilted):
+def test_small_batches_are_kept_in_a_small_bounded_memo(tilted):
     from classicfer.features import _align
 
     before = len(_align._MEMO)
-    align_crops(tilted[:1], margin=0.0)
+    one = align_crops(tilted[:1], margin=0.0)
     assert len(_align._MEMO) == before
+    assert align_crops(tilted[:1].copy(), margin=0.0) is one
+    for i in range(3 * _align._MEMO_ENTRIES):
+        align_crops(np.roll(tilted[:1], i + 1, axis=1), margin=0.0)
+    assert len(_align._SMALL) <= _align._MEMO_ENTRIES
 
 
 def test_align_is_a_descriptor_parameter(tilted):

@@ -33,6 +33,7 @@ _MEMO: OrderedDict = OrderedDict()
 _MEMO_BYTES = 512 * 2**20
 _MEMO_ENTRIES = 8
 _MEMO_MIN_BATCH = 64
+_SMALL: OrderedDict = OrderedDict()
 
 
 def _align_chunk(images: np.ndarray, margin: float) -> tuple[np.ndarray, int]:
@@ -66,8 +67,9 @@ def _resize(crop, w, h):
 def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.ndarray:
     """Re-cut each (H, W) uint8 crop around its eyes (see the module docstring).
 
-    Results for the last few large batches (>= 64 crops) are memoised by content
-    hash, so the parts of a ``hog+lbp`` union share one landmark pass.
+    Results for the last few batches are memoised by content hash (8 large and 8
+    small ones), so the parts of a ``hog+lbp`` union share one landmark pass and
+    one re-cut. The returned array is read-only.
 
     Returns
     -------
@@ -75,15 +77,22 @@ def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.n
         Crops the landmarks could not place (see :data:`IOD_RANGE`) are unchanged.
     """
     images = np.ascontiguousarray(images, dtype=np.uint8)
-    if len(images) < _MEMO_MIN_BATCH:
-        return _align_chunk(images, margin)[0]
+    small = len(images) < _MEMO_MIN_BATCH
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{images.shape}|{float(margin)!r}".encode())
     h.update(memoryview(images).cast("B"))
     key = h.hexdigest()
-    if key in _MEMO:
-        _MEMO.move_to_end(key)
-        return _MEMO[key]
+    memo = _SMALL if small else _MEMO
+    if key in memo:
+        memo.move_to_end(key)
+        return memo[key]
+    if small:  # a kiosk crop: the union's descriptors share one re-cut, 8 crops kept
+        out, _ = _align_chunk(images, margin)
+        out.setflags(write=False)
+        _SMALL[key] = out
+        while len(_SMALL) > _MEMO_ENTRIES:
+            _SMALL.popitem(last=False)
+        return out
     if n_jobs in (None, 1) or len(images) < 512:
         out, _ = _align_chunk(images, margin)
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from numbers import Integral, Real
 from typing import ClassVar
 
@@ -18,8 +19,14 @@ def gabor_bank(wavelengths=(4.0, 6.0, 8.0), n_orientations=8):
 
     ``sigma = 0.56 * wavelength`` (about one octave of bandwidth), aspect 0.5,
     kernel side ``2 * round(1.5 * sigma) + 1``; each kernel is zero-mean so flat
-    regions give no response.
+    regions give no response. Banks are built once per parameter set (a kiosk
+    describing one crop per call would otherwise rebuild 48 kernels each time).
     """
+    return list(_bank(tuple(float(v) for v in wavelengths), int(n_orientations)))
+
+
+@functools.lru_cache(maxsize=16)
+def _bank(wavelengths, n_orientations):
     import cv2
 
     out = []
@@ -33,9 +40,11 @@ def gabor_bank(wavelengths=(4.0, 6.0, 8.0), n_orientations=8):
                 g = cv2.getGaborKernel((k, k), sigma, theta, float(lam), 0.5, psi, cv2.CV_32F)
                 g = g - g.mean()
                 g /= max(float(np.abs(g).sum()), 1e-6)
-                pair.append(g.astype(np.float32))
+                g = g.astype(np.float32)
+                g.setflags(write=False)
+                pair.append(g)
             out.append(tuple(pair))
-    return out
+    return tuple(out)
 
 
 def gabor_features(faces, wavelengths=(4.0, 6.0, 8.0), n_orientations=8, grid=6, sqrt=True):
