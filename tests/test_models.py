@@ -184,3 +184,19 @@ def test_n_jobs_fits_calibration_folds_in_parallel_with_the_same_result(data):
     # a classifier without calibration folds is left alone
     knn = fit_pipeline(make_pipeline("hog", "knn", FAST["knn"]), X, y, n_jobs=2)
     assert knn.named_steps["classifier"].n_jobs is None
+
+
+def test_aligned_union_model_through_the_runtime(tmp_path, data):
+    """align='eyes' parts + landmarks, saved and reloaded: the runtime (parts called one by
+    one, not through FeatureUnion) gives scikit-learn's features and probabilities."""
+    from classicfer.runtime import load_model
+
+    X, y = data
+    pipe = fit_pipeline(make_pipeline("hog+lbp+landmarks", "logreg",
+                                      {"align": "eyes", "align_margin": -0.05}), X, y)
+    out = save_model(pipe, tmp_path / "m", dataset_name="tiny", check_images=X)
+    model = load_model(out, cache=False)
+    ref = pipe.named_steps["features"].transform(X)
+    np.testing.assert_allclose(model.features(X), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.features(X[:1]), ref[:1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)

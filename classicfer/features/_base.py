@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -61,6 +62,11 @@ def as_image_batch(X, *, name: str = "X") -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+@functools.cache
+def _param_names(cls) -> tuple:
+    return tuple(cls._get_param_names())
+
+
 class ImageTransformer(TransformerMixin, BaseEstimator):
     """Shared behaviour of the descriptors in :mod:`classicfer.features`.
 
@@ -100,7 +106,12 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """Describe each crop: (N, H, W) uint8 -> (N, n_features) float32."""
-        self._check_params()
+        # validate once per parameter values, not on every call (a kiosk calls this per
+        # crop, and sklearn's validation introspects the signature each time)
+        snapshot = [getattr(self, name) for name in _param_names(type(self))]
+        if getattr(self, "_checked_params", None) != snapshot:
+            self._check_params()
+            self._checked_params = snapshot
         images = as_image_batch(X)
         self._check_shape(images.shape[1:])
         if getattr(self, "align", "none") == "eyes":

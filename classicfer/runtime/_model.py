@@ -282,7 +282,14 @@ class DeployedModel:
         if self.kind != "classical":
             raise ModelError(f"{self.path}: a {self.kind} model has no separate feature stage")
         crops = self.prepare(crops)
-        return np.asarray(self._feature_transformer(crops).transform(crops), dtype=np.float32)
+        t = self._feature_transformer(crops)
+        parts = getattr(t, "transformer_list", None)
+        if parts is None or getattr(t, "transformer_weights", None):
+            return np.asarray(t.transform(crops), dtype=np.float32)
+        # a FeatureUnion's output is its parts' outputs side by side; calling the parts
+        # directly skips its joblib dispatch (~2 ms per kiosk crop for 5 parts)
+        return np.hstack([np.asarray(p.transform(crops), dtype=np.float32)
+                          for _, p in parts if p not in ("drop", "passthrough")])
 
     def classify_features(self, feats) -> np.ndarray:
         """Classical models: probabilities from feature vectors (the ONNX classifier)."""
