@@ -119,8 +119,8 @@ def test_export_cnn_checkpoint(tmp_path):
     torch.manual_seed(0)
     model = FerNet(n_classes=7, widths=(8, 16), attention=True).eval()
     classes = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
-    ck = dict(config=model.config, classes=classes, mean=0.5, std=0.25, epochs=1,
-              model=model.state_dict(), epoch=1, val_acc=0.3)
+    ck = {"config": model.config, "classes": classes, "mean": 0.5, "std": 0.25, "epochs": 1,
+          "model": model.state_dict(), "epoch": 1, "val_acc": 0.3}
     path = tmp_path / "best.pt"
     torch.save(ck, path)
     out = tmp_path / "cnn"

@@ -22,7 +22,8 @@ from .grid import backend_options
               help="Rows to train on: train (default when the dataset has splits) or all.")
 @click.option("--flip/--no-flip", default=False, show_default=True,
               help="Add horizontally flipped copies of the training crops.")
-@click.option("--n-jobs", type=int, default=None, help="Processes for feature extraction.")
+@click.option("--n-jobs", type=int, default=None,
+              help="Processes for feature extraction and for calibration folds (svm, linear-svm).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-cache", is_flag=True, help="Recompute features instead of using the cache.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
