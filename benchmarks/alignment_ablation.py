@@ -43,7 +43,9 @@ def _ck_rows():
         flip = bool(run.get("flip", "--flip" in run.get("command", "")))
         for r in read_csv(path):
             fp = json.loads(r.get("feature_params") or "{}")
-            rows.append({"dataset": "CK+48 (subject 10-fold, mean)", "features": r["features"],
+            extra = {k: v for k, v in fp.items() if not k.startswith("align")}
+            label = r["features"] + (f" `{json.dumps(extra)}`" if extra else "")
+            rows.append({"dataset": "CK+48 (subject 10-fold, mean)", "features": label,
                          "classifier": r["classifier"], "align": fp.get("align", "none"),
                          "margin": fp.get("align_margin", ""), "flip": flip,
                          "head": json.loads(r["params"]),
