@@ -14,10 +14,11 @@ down; negative values zoom in, positive ones add context).
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
+from numbers import Real
 
 import numpy as np
+from sklearn.utils._param_validation import Interval, StrOptions
 
 #: crops whose landmark eye distance is outside this fraction of the crop width,
 #: or whose eye line is steeper than MAX_ROLL degrees, are kept as they are (the
@@ -27,41 +28,52 @@ IOD_RANGE = (0.15, 0.9)
 MAX_ROLL = 40.0
 
 ALIGN_OPTIONS = ("none", "eyes")
+#: the two parameters every alignable descriptor declares
+ALIGN_CONSTRAINTS = {"align": [StrOptions(set(ALIGN_OPTIONS))],
+                     "align_margin": [Interval(Real, -0.3, 1.0, closed="both")]}
 
-#: memo of recent large batches (a kiosk's one-crop calls are not kept: no growth)
+#: memos of recent batches: large ones (dataset features) and small ones (kiosk crops)
 _MEMO: OrderedDict = OrderedDict()
+_SMALL: OrderedDict = OrderedDict()
 _MEMO_BYTES = 512 * 2**20
 _MEMO_ENTRIES = 8
 _MEMO_MIN_BATCH = 64
-_SMALL: OrderedDict = OrderedDict()
 
 
-def _align_chunk(images: np.ndarray, margin: float) -> tuple[np.ndarray, int]:
-    from ..face import align_face
+def _align_chunk(images: np.ndarray, margin: float) -> np.ndarray:
+    from ..face import align_face, eye_centers
     from ._dlib import crop_landmarks
 
     out = np.empty_like(images)
-    pts = crop_landmarks(images)
-    kept = 0
     h, w = images.shape[1:]
-    for i, (im, p) in enumerate(zip(images, pts)):
-        left, right = p[36:42].mean(0), p[42:48].mean(0)
+    for i, (im, p) in enumerate(zip(images, crop_landmarks(images))):
+        left, right = eye_centers(p, "ibug68")
         d = right - left
         iod = float(np.hypot(*d)) / w
         roll = abs(np.degrees(np.arctan2(d[1], d[0])))
         if not (IOD_RANGE[0] <= iod <= IOD_RANGE[1]) or roll > MAX_ROLL:
             out[i] = im
-            kept += 1
             continue
         crop = align_face(im, p, size=w, margin=margin, gray=True, border="replicate")
         out[i] = crop if h == w else _resize(crop, w, h)
-    return out, kept
+    return out
 
 
 def _resize(crop, w, h):
     import cv2
 
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def remember(memo: OrderedDict, key, value, *, entries: int, max_bytes: int | None = None):
+    """Put ``value`` in the LRU ``memo``; drop the oldest beyond ``entries`` (or
+    ``max_bytes`` of arrays), always keeping the newest. Returns ``value``."""
+    memo[key] = value
+    memo.move_to_end(key)
+    while len(memo) > 1 and (len(memo) > entries or (
+            max_bytes is not None and sum(a.nbytes for a in memo.values()) > max_bytes)):
+        memo.popitem(last=False)
+    return value
 
 
 def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.ndarray:
@@ -76,35 +88,22 @@ def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.n
     (N, H, W) uint8 ndarray
         Crops the landmarks could not place (see :data:`IOD_RANGE`) are unchanged.
     """
+    from .cache import images_key
+
     images = np.ascontiguousarray(images, dtype=np.uint8)
     small = len(images) < _MEMO_MIN_BATCH
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{images.shape}|{float(margin)!r}".encode())
-    h.update(memoryview(images).cast("B"))
-    key = h.hexdigest()
+    key = f"{images_key(images)}|{float(margin)!r}"
     memo = _SMALL if small else _MEMO
     if key in memo:
         memo.move_to_end(key)
         return memo[key]
-    if small:  # a kiosk crop: the union's descriptors share one re-cut, 8 crops kept
-        out, _ = _align_chunk(images, margin)
-        out.setflags(write=False)
-        _SMALL[key] = out
-        while len(_SMALL) > _MEMO_ENTRIES:
-            _SMALL.popitem(last=False)
-        return out
     if n_jobs in (None, 1) or len(images) < 512:
-        out, _ = _align_chunk(images, margin)
+        out = _align_chunk(images, margin)
     else:
         from joblib import Parallel, delayed, effective_n_jobs
 
         chunks = np.array_split(images, max(effective_n_jobs(n_jobs) * 4, 1))
-        parts = Parallel(n_jobs=n_jobs)(delayed(_align_chunk)(c, margin)
-                                        for c in chunks if len(c))
-        out = np.concatenate([p[0] for p in parts])
+        out = np.concatenate(Parallel(n_jobs=n_jobs)(delayed(_align_chunk)(c, margin)
+                                                     for c in chunks if len(c)))
     out.setflags(write=False)
-    _MEMO[key] = out
-    while len(_MEMO) > 1 and (len(_MEMO) > _MEMO_ENTRIES
-                              or sum(a.nbytes for a in _MEMO.values()) > _MEMO_BYTES):
-        _MEMO.popitem(last=False)
-    return out
+    return remember(memo, key, out, entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES)

@@ -8,7 +8,6 @@ crops whose face fills the whole image.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 from collections import OrderedDict
 from importlib.util import find_spec
@@ -90,19 +89,17 @@ def crop_landmarks(crops: np.ndarray, side: int = LANDMARK_SIDE) -> np.ndarray:
     -------
     (N, 68, 2) float32 ndarray
     """
+    from ._align import remember
+    from .cache import images_key
+
     crops = np.ascontiguousarray(crops)
     if len(crops) > _RECENT_MAX_BATCH:
         return _crop_landmarks(crops, side)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{crops.shape}|{crops.dtype}|{side}".encode())
-    h.update(memoryview(crops).cast("B"))
-    key = h.hexdigest()
-    if key not in _RECENT:
-        _RECENT[key] = _crop_landmarks(crops, side)
-        while len(_RECENT) > _RECENT_ENTRIES:
-            _RECENT.popitem(last=False)
-    _RECENT.move_to_end(key)
-    return _RECENT[key].copy()
+    key = f"{images_key(crops)}|{side}"
+    pts = _RECENT.get(key)
+    if pts is None:
+        pts = _crop_landmarks(crops, side)
+    return remember(_RECENT, key, pts, entries=_RECENT_ENTRIES).copy()
 
 
 def _crop_landmarks(crops: np.ndarray, side: int) -> np.ndarray:

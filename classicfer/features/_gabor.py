@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from ._align import ALIGN_OPTIONS
+from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 from ._lbp import _grid_pair
 
@@ -119,8 +119,7 @@ class GaborFeatures(ImageTransformer):
         "n_orientations": [Interval(Integral, 1, 32, closed="both")],
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "sqrt": ["boolean"],
-        "align": [StrOptions(set(ALIGN_OPTIONS))],
-        "align_margin": [Interval(Real, -0.3, 1.0, closed="both")],
+        **ALIGN_CONSTRAINTS,
         "n_jobs": [Integral, None],
     }
 

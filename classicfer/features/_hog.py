@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._align import ALIGN_OPTIONS
+from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 
 
@@ -158,8 +158,7 @@ class HOGFeatures(ImageTransformer):
         "cells_per_block": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "block_norm": [StrOptions({"L2-Hys", "L2", "L1", "L1-sqrt"})],
         "transform_sqrt": ["boolean"],
-        "align": [StrOptions(set(ALIGN_OPTIONS))],
-        "align_margin": [Interval(Real, -0.3, 1.0, closed="both")],
+        **ALIGN_CONSTRAINTS,
         "n_jobs": [Integral, None],
     }
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._align import ALIGN_OPTIONS
+from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 
 LBP_METHODS = ("nri_uniform", "uniform", "default", "ror")
@@ -116,8 +116,7 @@ class LBPFeatures(ImageTransformer):
         "R": [Interval(Real, 0, None, closed="neither")],
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "method": [StrOptions(set(LBP_METHODS))],
-        "align": [StrOptions(set(ALIGN_OPTIONS))],
-        "align_margin": [Interval(Real, -0.3, 1.0, closed="both")],
+        **ALIGN_CONSTRAINTS,
         "n_jobs": [Integral, None],
     }
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._align import ALIGN_OPTIONS
+from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 from ._lbp import LBP_METHODS, _grid_pair, lbp_histograms, lbp_n_bins
 
@@ -47,8 +47,7 @@ class MultiLBPFeatures(ImageTransformer):
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "method": [StrOptions(set(LBP_METHODS))],
         "sqrt": ["boolean"],
-        "align": [StrOptions(set(ALIGN_OPTIONS))],
-        "align_margin": [Interval(Real, -0.3, 1.0, closed="both")],
+        **ALIGN_CONSTRAINTS,
         "n_jobs": [Integral, None],
     }
 

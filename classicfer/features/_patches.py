@@ -9,13 +9,13 @@ costs one HOG per region. For unaligned crops, align first
 
 from __future__ import annotations
 
-from numbers import Integral, Real
+from numbers import Integral
 from typing import ClassVar
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 
-from ._align import ALIGN_OPTIONS
+from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 
 #: region name -> (top, bottom, left, right) as fractions of the crop
@@ -62,8 +62,7 @@ class RegionHOGFeatures(ImageTransformer):
         "orientations": [Interval(Integral, 2, 36, closed="both")],
         "pixels_per_cell": [Interval(Integral, 2, None, closed="left")],
         "cells_per_block": [Interval(Integral, 1, None, closed="left")],
-        "align": [StrOptions(set(ALIGN_OPTIONS))],
-        "align_margin": [Interval(Real, -0.3, 1.0, closed="both")],
+        **ALIGN_CONSTRAINTS,
         "n_jobs": [Integral, None],
     }
 
