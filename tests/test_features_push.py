@@ -11,8 +11,10 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from test_common import _IMAGE_FAILS, _NOT_IMAGES
 
 from classicfer.exceptions import ConfigError
+from classicfer.exceptions import ModelError
 from classicfer.features import (
     FEATURES,
+    BoVWFeatures,
     GaborFeatures,
     MultiLBPFeatures,
     RegionHOGFeatures,
@@ -20,7 +22,7 @@ from classicfer.features import (
     make_features,
 )
 
-NEW = [GaborFeatures(), MultiLBPFeatures(), RegionHOGFeatures()]
+NEW = [GaborFeatures(), MultiLBPFeatures(), RegionHOGFeatures(), BoVWFeatures()]
 
 
 @parametrize_with_checks(NEW, expected_failed_checks=lambda e: dict.fromkeys(_IMAGE_FAILS,
@@ -29,7 +31,7 @@ def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("name", ["gabor", "multilbp", "regionhog"])
+@pytest.mark.parametrize("name", ["gabor", "multilbp", "regionhog", "bovw"])
 def test_registered_shape_deterministic_and_rebuildable(name):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (6, 48, 48), dtype=np.uint8)
@@ -66,6 +68,8 @@ def test_multilbp_sqrt_is_hellinger_map():
     ("gabor", {"wavelengths": []}), ("gabor", {"wavelengths": [1.0]}),
     ("multilbp", {"scales": [[0, 1]]}), ("multilbp", {"scales": [[8, -1]]}),
     ("regionhog", {"regions": {"eyes": [0.6, 0.2, 0, 1]}}),
+    ("bovw", {"pyramid": []}), ("bovw", {"pyramid": [0, 2]}), ("bovw", {"soft": 0}),
+    ("bovw", {"vocabulary": "imagenet"}),
 ])
 def test_bad_params_raise_config_error(bad):
     name, params = bad
@@ -79,7 +83,64 @@ def test_tiny_fit_pipeline_learns(tiny_ckplus48):
     from classicfer.models import make_pipeline
 
     ds = load_dataset(tiny_ckplus48)
-    for name in ("gabor", "multilbp", "regionhog", "hog+gabor+multilbp+regionhog"):
+    for name in ("gabor", "multilbp", "regionhog", "bovw", "hog+gabor+multilbp+regionhog"):
         pipe = make_pipeline(name, "logreg", {"pca": 20}).fit(ds.images, ds.labels)
         assert (pipe.predict(ds.images) == ds.labels).mean() > 2 / len(ds.classes)
         assert clone(pipe).get_params(deep=False).keys() == pipe.get_params(deep=False).keys()
+
+
+def test_bovw_dense_descriptors_are_skimage_hog_blocks():
+    from skimage.feature import hog
+
+    from classicfer.features import dense_descriptors
+
+    X = np.random.default_rng(2).integers(0, 256, (2, 40, 48), dtype=np.uint8)
+    D = dense_descriptors(X, cell=4)
+    ref = hog(X[1], orientations=8, pixels_per_cell=(4, 4), cells_per_block=(4, 4),
+              block_norm="L2-Hys", feature_vector=False)
+    assert D.shape == (2, 7 * 9, 128)
+    np.testing.assert_allclose(D[1], ref.reshape(7 * 9, 128), atol=1e-5)
+
+
+def test_bovw_hard_assignment_counts_nearest_words():
+    from classicfer.features._bovw import _positions, bovw_encode, dense_descriptors, load_vocabulary
+
+    X = np.random.default_rng(3).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    words, scale = load_vocabulary("fer2013-k64")
+    F = BoVWFeatures(soft=1, pyramid=(1, 2)).transform(X)
+    assert F.shape == (3, 64 * 5)
+    D = dense_descriptors(X)
+    nearest = ((D[:, :, None, :] - words[None, None]) ** 2).sum(-1).argmin(-1)
+    for i in range(3):
+        counts = np.bincount(nearest[i], minlength=64) / D.shape[1]
+        np.testing.assert_allclose(F[i, :64] ** 2, counts, atol=1e-5)
+    # every pyramid cell is a Hellinger-mapped histogram: squares sum to one
+    cells = (F ** 2).reshape(3, 5, 64).sum(-1)
+    np.testing.assert_allclose(cells, 1.0, atol=1e-5)
+    # soft assignment spreads mass but keeps each cell normalised
+    soft = bovw_encode(D, _positions((48, 48), 4), words, scale, pyramid=(1,), soft=5)
+    assert ((soft ** 2).sum(1) == pytest.approx(1.0, abs=1e-5))
+    assert (soft > 0).sum() > (F[:, :64] > 0).sum()
+
+
+def test_bovw_vocabulary_checksum_is_verified():
+    import hashlib
+    import io
+
+    from classicfer.features._bovw import read_vocabulary
+
+    buf = io.BytesIO()
+    np.save(buf, np.ones((4, 128), np.float32))
+    raw = buf.getvalue()
+    meta = {"sha256": hashlib.sha256(raw).hexdigest(), "scale": 0.5}
+    words, scale = read_vocabulary(raw, meta)
+    assert words.shape == (4, 128) and scale == 0.5
+    damaged = raw[:-1] + bytes([raw[-1] ^ 1])
+    with pytest.raises(ModelError, match="sha256"):
+        read_vocabulary(damaged, meta)
+    # an object array (a pickle inside .npy) is refused even with a matching checksum
+    buf = io.BytesIO()
+    np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    evil = buf.getvalue()
+    with pytest.raises(ModelError, match="not a numeric"):
+        read_vocabulary(evil, {"sha256": hashlib.sha256(evil).hexdigest(), "scale": 1.0})

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..exceptions import ConfigError
 from ._align import align_crops
 from ._base import ImageTransformer, as_image_batch
+from ._bovw import BoVWFeatures, dense_descriptors
 from ._embedding import EmbeddingFeatures
 from ._gabor import GaborFeatures, gabor_features
 from ._hog import HOGFeatures, hog_descriptors
@@ -30,6 +31,7 @@ FEATURES: dict[str, type] = {
     "gabor": GaborFeatures,
     "multilbp": MultiLBPFeatures,
     "regionhog": RegionHOGFeatures,
+    "bovw": BoVWFeatures,
 }
 
 
@@ -171,6 +173,7 @@ def feature_spec_of(transformer) -> str:
 
 __all__ = [
     "FEATURES",
+    "BoVWFeatures",
     "EmbeddingFeatures",
     "GaborFeatures",
     "HOGFeatures",
@@ -181,6 +184,7 @@ __all__ = [
     "RegionHOGFeatures",
     "align_crops",
     "as_image_batch",
+    "dense_descriptors",
     "feature_params",
     "feature_spec_of",
     "feature_spec_string",
