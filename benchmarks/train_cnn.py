@@ -37,6 +37,9 @@ def main(argv=None):
     ap.add_argument("--init-from", default=None,
                     help="start from this checkpoint's weights with a fresh schedule "
                          "(e.g. to continue a stopped run in a later session)")
+    ap.add_argument("--grow", action="store_true",
+                    help="with --init-from: build the model from --widths/--no-attention and "
+                         "copy the checkpoint's layers that fit (a network grown by a stage)")
     ap.add_argument("--warmup", type=float, default=0.15, help="warm-up fraction of the schedule")
     ap.add_argument("--ckpt", default=str(ROOT / "checkpoints/fer2013-cnn"))
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
@@ -80,7 +83,8 @@ def main(argv=None):
 
         _, ck = load_checkpoint(args.init_from)
         init_state, norm = ck["model"], (ck["mean"], ck["std"])
-        model_config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
+        if not args.grow:
+            model_config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
         log(f"init from {args.init_from}: {ck['epoch'] + (1 if 'optimizer' in ck else 0)} epochs done "
             f"of a {ck['epochs']}-epoch schedule; config {model_config}")
     out = fit(ds.images[tr_idx], y[tr_idx], ds.images[va], y[va], classes=classes,
@@ -88,7 +92,7 @@ def main(argv=None):
               seed=args.seed, resume=args.resume, log=log,
               threads=args.threads or None,
               model_config=model_config, init_state=init_state, norm=norm,
-              warmup=args.warmup)
+              warmup=args.warmup, grow=args.grow)
     model = out["model"]
     from sklearn.metrics import accuracy_score, f1_score
 

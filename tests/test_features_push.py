@@ -10,8 +10,7 @@ from sklearn.base import clone
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from test_common import _IMAGE_FAILS, _NOT_IMAGES
 
-from classicfer.exceptions import ConfigError
-from classicfer.exceptions import ModelError
+from classicfer.exceptions import ConfigError, ModelError
 from classicfer.features import (
     FEATURES,
     BoVWFeatures,
@@ -103,7 +102,12 @@ def test_bovw_dense_descriptors_are_skimage_hog_blocks():
 
 
 def test_bovw_hard_assignment_counts_nearest_words():
-    from classicfer.features._bovw import _positions, bovw_encode, dense_descriptors, load_vocabulary
+    from classicfer.features._bovw import (
+        _positions,
+        bovw_encode,
+        dense_descriptors,
+        load_vocabulary,
+    )
 
     X = np.random.default_rng(3).integers(0, 256, (3, 48, 48), dtype=np.uint8)
     words, scale = load_vocabulary("fer2013-k64")

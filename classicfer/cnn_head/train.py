@@ -103,6 +103,7 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         lr: float = 3e-3, weight_decay: float = 0.05, label_smoothing: float = 0.1,
         warmup: float = 0.15, seed: int = 0, aug: dict | None = None, init_state=None,
         freeze_epochs: int = 0, resume: bool = False, stop_after: int | None = None,
+        grow: bool = False,
         threads: int | None = None,
         progress: bool = True, log=print, norm: tuple | None = None) -> dict:
     """Train a :class:`FerNet` and return the best model (on ``x_val``) and its history.
@@ -116,6 +117,9 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     init_state : a state dict to start from (transfer learning); a head of a different
         size is replaced.
     freeze_epochs : train only the head for that many epochs first (transfer learning).
+    grow : let ``init_state`` come from a smaller network of the same family (e.g. one
+        stage fewer): layers it holds with the same shapes are copied, the others keep
+        their fresh initialisation.
     resume : continue from ``out_dir/last.pt`` (same schedule).
     stop_after : run at most that many epochs in this call (resume later with ``resume``).
     norm : (mean, std) of the input; computed on ``x_train`` when None.
@@ -154,8 +158,15 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         head_w = init_state.get("head.weight")
         if head_w is not None and head_w.shape[0] != n_classes:
             init_state = {k: v for k, v in init_state.items() if not k.startswith("head.")}
+        if grow:
+            own = model.state_dict()
+            init_state = {k: v for k, v in init_state.items()
+                          if k in own and own[k].shape == v.shape}
         missing, unexpected = model.load_state_dict(init_state, strict=False)
-        if unexpected or [k for k in missing if not k.startswith("head.")]:
+        if grow:
+            log(f"grown from a smaller network: {len(init_state)} tensors copied, "
+                f"{len(missing)} freshly initialised")
+        elif unexpected or [k for k in missing if not k.startswith("head.")]:
             raise ConfigError("initial weights do not match the model configuration "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     model = model.to(memory_format=torch.channels_last)
