@@ -1,4 +1,4 @@
-"""Multi-scale LBP: grid histograms at several (P, R), optionally Hellinger (square-root) mapped."""
+"""Multi-scale LBP: grid histograms at several (P, R), optionally Hellinger or chi-square mapped."""
 
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ class MultiLBPFeatures(ImageTransformer):
     mapped vectors is then the Bhattacharyya / Hellinger kernel between the
     histograms, an exact explicit kernel map for histogram features (no state,
     so the transformer stays deployable and a linear model can use it).
+    ``chi2_steps=n`` (with ``sqrt=False``) applies instead scikit-learn's
+    :class:`~sklearn.kernel_approximation.AdditiveChi2Sampler` with ``n`` sample
+    steps (Vedaldi & Zisserman, 2012): the dot product then approximates the
+    additive chi-square kernel, the classic kernel for LBP histograms (Ahonen et
+    al., 2006), at ``2n - 1`` times the width. That map is also stateless.
 
     Parameters
     ----------
@@ -28,6 +33,8 @@ class MultiLBPFeatures(ImageTransformer):
     method : {'nri_uniform', 'uniform', 'default', 'ror'}, default='uniform'
         'uniform' keeps P+2 bins per cell, so P=16 stays small.
     sqrt : bool, default=True
+    chi2_steps : {0, 1, 2, 3}, default=0
+        0 = no chi-square map; 1-3 = ``AdditiveChi2Sampler(sample_steps=chi2_steps)``.
     align : {'none', 'eyes'}, default='none'
         'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
         :func:`classicfer.features.align_crops`).
@@ -47,16 +54,18 @@ class MultiLBPFeatures(ImageTransformer):
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "method": [StrOptions(set(LBP_METHODS))],
         "sqrt": ["boolean"],
+        "chi2_steps": [Interval(Integral, 0, 3, closed="both")],
         **ALIGN_CONSTRAINTS,
         "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, scales=((8, 1), (8, 2), (16, 2)), grid=6, method="uniform", sqrt=True,
-                 align="none", align_margin=0.0, n_jobs=None):
+                 chi2_steps=0, align="none", align_margin=0.0, n_jobs=None):
         self.scales = scales
         self.grid = grid
         self.method = method
         self.sqrt = sqrt
+        self.chi2_steps = chi2_steps
         self.align = align
         self.align_margin = align_margin
         self.n_jobs = n_jobs
@@ -73,6 +82,9 @@ class MultiLBPFeatures(ImageTransformer):
             if not pairs or any(not 1 <= p <= 24 or r <= 0 for p, r in pairs):
                 raise ValueError(f"scales must be a non-empty list of [P, R] with 1 <= P <= 24 "
                                  f"and R > 0, got {self.scales!r}")
+            if self.chi2_steps and self.sqrt:
+                raise ValueError("chi2_steps needs sqrt=False (the chi-square map takes the "
+                                 "histograms themselves)")
         except (ValueError, TypeError) as e:
             raise ConfigError(f"multilbp: {e}") from None
         super()._check_params()
@@ -84,7 +96,8 @@ class MultiLBPFeatures(ImageTransformer):
 
     def _n_features(self, shape):
         gr, gc = _grid_pair(self.grid)
-        return gr * gc * sum(lbp_n_bins(p, self.method) for p, _ in self._pairs())
+        n = gr * gc * sum(lbp_n_bins(p, self.method) for p, _ in self._pairs())
+        return n * (2 * self.chi2_steps - 1) if self.chi2_steps else n
 
     def _feature_prefix(self):
         return "multilbp_"
@@ -95,4 +108,8 @@ class MultiLBPFeatures(ImageTransformer):
         out = np.concatenate(parts, axis=1)
         if self.sqrt:
             np.sqrt(out, out=out)
-        return out
+        elif self.chi2_steps:
+            from sklearn.kernel_approximation import AdditiveChi2Sampler
+
+            out = AdditiveChi2Sampler(sample_steps=self.chi2_steps).fit_transform(out)
+        return out.astype(np.float32, copy=False)
