@@ -31,6 +31,9 @@ def main(argv=None):
     ap.add_argument("--train-summary", default=None,
                     help="JSON with the training command/epochs/CPU time to copy into the sidecar")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--tta-flip", action="store_true",
+                    help="ship test-time flip averaging inside the ONNX graph (choose it "
+                         "only if it helps on PublicTest; costs twice the compute per face)")
     args = ap.parse_args(argv)
 
     import onnxruntime
@@ -72,19 +75,27 @@ def main(argv=None):
                 "export_command": cmd}
     if args.train_summary:
         training["runs"] = json.loads(Path(args.train_summary).read_text())
-    sidecar_metrics = {"privatetest_accuracy": metrics["privatetest"]["accuracy"],
-                       "privatetest_macro_f1": metrics["privatetest"]["macro_f1"],
-                       "privatetest_per_class_f1": metrics["privatetest"]["per_class_f1"],
-                       "publictest_accuracy": metrics["publictest"]["accuracy"],
-                       "privatetest_accuracy_flip_tta": metrics["privatetest_flip"]["accuracy"]}
+    shipped = "_flip" if args.tta_flip else ""
+    sidecar_metrics = {"privatetest_accuracy": metrics["privatetest" + shipped]["accuracy"],
+                       "privatetest_macro_f1": metrics["privatetest" + shipped]["macro_f1"],
+                       "privatetest_per_class_f1":
+                           metrics["privatetest" + shipped]["per_class_f1"],
+                       "publictest_accuracy": metrics["publictest" + shipped]["accuracy"],
+                       "privatetest_accuracy_flip_tta": metrics["privatetest_flip"]["accuracy"],
+                       "privatetest_accuracy_no_tta": metrics["privatetest"]["accuracy"]}
     out = export_model(model, args.out, classes=classes, mean=ck["mean"], std=ck["std"],
-                       name="fer2013-cnn", training=training, metrics=sidecar_metrics)
-    parity = parity_check(model, out, ds.images[te])
+                       name="fer2013-cnn", training=training, metrics=sidecar_metrics,
+                       tta_flip=args.tta_flip)
+    from classicfer.cnn_head.export import FlipAverage
+
+    shipped_model = FlipAverage(model).eval() if args.tta_flip else model
+    parity = parity_check(shipped_model, out, ds.images[te])
     lat = latency_ms(out)
     size = (out / "model.onnx").stat().st_size
     rep = {"command": cmd, "checkpoint": str(args.ckpt), "epoch": ck.get("epoch"),
            "params": count_params(model), "multiply_adds": count_flops(model),
            "onnx_bytes": size, "parity_max_abs_diff_privatetest": parity,
+           "test_time": "flip-average" if args.tta_flip else "none",
            "latency_single_thread_batch1": lat, "metrics": metrics,
            "versions": {"torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                         "python": platform.python_version()}}
@@ -100,7 +111,8 @@ def main(argv=None):
              f"- ONNX file: {size / 1e6:.2f} MB (target <= 5 MB)",
              (f"- onnxruntime {onnxruntime.__version__}, 1 thread, batch 1: median "
              f"{lat['median_ms']:.3f} ms, p90 {lat['p90_ms']:.3f} ms per face "
-             f"({lat['repeats']} runs; shared 2-core machine under load; target <= 2 ms)"),
+             f"({lat['repeats']} runs; shared 2-core machine under load; target <= 2 ms)"
+             + ("; the graph runs each face and its mirror" if args.tta_flip else "")),
              (f"- parity onnxruntime vs torch on the {len(te)} PrivateTest crops: max abs logit "
              f"difference {parity:.2e} (target <= 1e-4)"), "",
              "| split | accuracy | macro-F1 | accuracy (flip TTA) | macro-F1 (flip TTA) |",
@@ -109,11 +121,17 @@ def main(argv=None):
         a, b = metrics[name], metrics[name + "_flip"]
         lines.append(f"| {name} | {a['accuracy']:.4f} | {a['macro_f1']:.4f} | "
                      f"{b['accuracy']:.4f} | {b['macro_f1']:.4f} |")
-    lines += ["", "PrivateTest per-class F1 (no TTA):", "",
+    m = metrics["privatetest" + shipped]
+    lines += ["", f"PrivateTest per-class F1 ({'flip TTA, as shipped' if shipped else 'no TTA'}):",
+              "",
               "| " + " | ".join(classes) + " |", "|" + "---|" * len(classes),
               "| " + " | ".join(f"{m['per_class_f1'][c]:.3f}" for c in classes) + " |", "",
               ("PublicTest is the selection split, so its figure is optimistic; PrivateTest is "
-              "the reported figure. The shipped sidecar does not enable flip TTA.")]
+              "the reported figure. "
+              + ("The shipped ONNX graph averages the logits of each face and its mirror "
+                 "(flip TTA, chosen because it is better on PublicTest); `test_time` in "
+                 "model.json says so." if args.tta_flip else
+                 "The shipped model does not use flip TTA."))]
     (res / "export.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -125,6 +125,29 @@ def test_export_parity_dynamic_batch_and_sidecar(tmp_path):
     assert sess.get_inputs()[0].shape[0] not in (1, 7)  # symbolic batch axis
 
 
+def test_flip_average_export_is_mirror_invariant_and_matches_torch(tmp_path):
+    from classicfer.cnn_head.export import FlipAverage
+    from classicfer.runtime import load_model
+
+    res, _, x = _trained_tiny(tmp_path)
+    out = export_model(res["model"], tmp_path / "tta", classes=res["classes"],
+                       mean=res["mean"], std=res["std"], name="tiny-tta", tta_flip=True)
+    wrapped = FlipAverage(res["model"]).eval()
+    assert parity_check(wrapped, out, x[:5]) <= 1e-4
+    assert parity_check(wrapped, out, n=1) <= 1e-4
+    meta, _ = read_sidecar(out)
+    assert meta["test_time"] == "flip-average"
+    model = load_model(out)
+    p = model.predict_proba(x[:6])
+    np.testing.assert_allclose(model.predict_proba(np.ascontiguousarray(x[:6, :, ::-1])), p,
+                               atol=1e-5)
+    # it is the mean of the two logits of the bare network
+    with torch.no_grad():
+        xt = (torch.from_numpy(x[:3, None].astype(np.float32) / 255) - res["mean"]) / res["std"]
+        want = (res["model"](xt) + res["model"](torch.flip(xt, dims=[3]))) / 2
+    np.testing.assert_allclose(wrapped(xt).detach().numpy(), want.numpy(), atol=1e-5)
+
+
 def test_sidecar_checksum_is_verified_on_load(tmp_path):
     _, out, _ = _trained_tiny(tmp_path)
     onnx_file = out / "model.onnx"

@@ -23,6 +23,24 @@ INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 
 
+class FlipAverage(torch.nn.Module):
+    """``net`` with test-time flip averaging: the mean of the logits of each crop and its
+    mirror image, both run in one batch. Exported like the bare network, so the
+    deployed graph (and its parity check) includes the averaging."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    @property
+    def config(self):
+        return self.net.config
+
+    def forward(self, x):
+        lo = self.net(torch.cat([x, torch.flip(x, dims=[3])], 0))
+        return lo.reshape(2, -1, lo.shape[1]).mean(0)
+
+
 def onnx_bytes(model, size=(48, 48), opset: int = 17) -> bytes:
     """The ONNX graph of ``model`` (eval mode, dynamic batch) as bytes."""
     import copy
@@ -39,12 +57,16 @@ def onnx_bytes(model, size=(48, 48), opset: int = 17) -> bytes:
 
 def export_model(model, out_dir, *, classes, mean: float, std: float, size=(48, 48),
                  name: str = "fer2013-cnn", training: dict | None = None,
-                 metrics: dict | None = None) -> Path:
-    """Write ``out_dir/model.onnx`` + ``out_dir/model.json`` for a trained model."""
+                 metrics: dict | None = None, tta_flip: bool = False) -> Path:
+    """Write ``out_dir/model.onnx`` + ``out_dir/model.json`` for a trained model.
+
+    ``tta_flip=True`` exports :class:`FlipAverage` of the model (twice the compute per
+    face); the sidecar records it under ``test_time``.
+    """
     if len(classes) != model.config["n_classes"]:
         raise ModelError(f"{len(classes)} class names for a model with "
                          f"{model.config['n_classes']} outputs")
-    data = onnx_bytes(model, size)
+    data = onnx_bytes(FlipAverage(model) if tta_flip else model, size)
     train_meta = dict(training or {})
     train_meta.setdefault("architecture", {k: list(v) if isinstance(v, tuple) else v
                                            for k, v in model.config.items()})
@@ -58,6 +80,7 @@ def export_model(model, out_dir, *, classes, mean: float, std: float, size=(48, 
                   "scale": 1.0 / 255.0, "mean": float(mean), "std": float(std)},
         "onnx": {"input": INPUT_NAME, "output": OUTPUT_NAME, "output_kind": "logits"},
         "temperature": 1.0,
+        "test_time": "flip-average" if tta_flip else "none",
         "training": train_meta,
         "metrics": dict(metrics or {}),
     }
