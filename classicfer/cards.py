@@ -316,6 +316,8 @@ def _model_details(meta, model_dir) -> list[str]:
          == "classical" else "-"),
         ("ONNX file", f"`{onnx.get('file', 'model.onnx')}`, sha256 `{onnx.get('sha256', '')}`"),
         ("Output", onnx.get("output_kind", "-")),
+        ("Test time", "each face and its mirror image, logits averaged inside the ONNX graph"
+         if meta.get("test_time") == "flip-average" else "one pass per face"),
         ("Temperature", f"{float(meta.get('temperature', 1.0) or 1.0):.4g}"
                         + (" (no temperature scaling)"
                            if float(meta.get("temperature", 1.0) or 1.0) == 1.0 else "")),
