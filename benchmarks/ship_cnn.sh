@@ -57,9 +57,11 @@ classicfer evaluate --data ../shared/datasets/fer2013 --model classicfer/models/
 classicfer card classicfer/models/fer2013-cnn
 cp checkpoints/fer2013-cnn-grow/best.pt checkpoints-shipped/fer2013-cnn/best.pt
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3 \
-    --init checkpoints/fer2013-cnn-grow/best.pt --threads 2
+    --init checkpoints/fer2013-cnn-grow/best.pt --threads 1
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta \
-    --tta-flip --init checkpoints/fer2013-cnn-grow/best.pt --threads 2
+    --tta-flip --init checkpoints/fer2013-cnn-grow/best.pt --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta_m3 \
+    --tta-flip --members 3 --init checkpoints/fer2013-cnn-grow/best.pt --threads 1
 
 # CK+48 subject-grouped 10-fold: from scratch vs fine-tuned from the FER-2013 model.
 $PY benchmarks/cnn_ckplus_transfer.py --arm scratch --epochs 8
