@@ -101,6 +101,26 @@ def test_resume_refuses_a_different_configuration(tmp_path):
         fit(x, y, x, y, out_dir=tmp_path / "none", epochs=2, resume=True, **kw)
 
 
+def test_grow_copies_the_smaller_networks_layers(tmp_path):
+    x, y = _synthetic()
+    kw = {"classes": ["a", "b", "c"], "batch_size": 16, "threads": 1, "progress": False,
+          "log": lambda m: None}
+    small = fit(x, y, x, y, epochs=1, model_config=TINY, **kw)["model"]
+    state = {k: v.clone() for k, v in small.state_dict().items()}
+    grown = fit(x, y, x, y, epochs=1, init_state=state, grow=True, lr=1e-9,
+                model_config=dict(TINY, widths=(4, 8, 16)), **kw)["model"]
+    assert grown.config["widths"] == (4, 8, 16)
+    # with a negligible learning rate the copied stem is (almost) unchanged
+    torch.testing.assert_close(grown.state_dict()["features.0.weight"],
+                               state["features.0.weight"], atol=1e-5, rtol=0)
+    with pytest.raises(ConfigError, match="share no layer"):
+        fit(x, y, x, y, epochs=1, init_state={"other.weight": torch.zeros(3)}, grow=True,
+            model_config=TINY, **kw)
+    with pytest.raises(ConfigError, match="do not match"):
+        fit(x, y, x, y, epochs=1, init_state=state, model_config=dict(TINY, widths=(4, 8, 16)),
+            **kw)
+
+
 def _trained_tiny(tmp_path):
     x, y = _synthetic()
     res = fit(x, y, x, y, classes=["angry", "happy", "sad"], epochs=1, batch_size=16,

@@ -162,7 +162,15 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
             own = model.state_dict()
             init_state = {k: v for k, v in init_state.items()
                           if k in own and own[k].shape == v.shape}
-        missing, unexpected = model.load_state_dict(init_state, strict=False)
+            if not any(k.startswith("features.") for k in init_state):
+                raise ConfigError("grow: the initial weights share no layer with this model "
+                                  "(a different family of network?)")
+        try:
+            missing, unexpected = model.load_state_dict(init_state, strict=False)
+        except RuntimeError as e:  # a layer of another shape
+            first = str(e).strip().splitlines()[-1].strip()
+            raise ConfigError(f"initial weights do not match the model configuration ({first})"
+                              ) from None
         if grow:
             log(f"grown from a smaller network: {len(init_state)} tensors copied, "
                 f"{len(missing)} freshly initialised")
