@@ -132,9 +132,23 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         return type(self).__name__.lower().replace("features", "") + "_"
 
     def _check_params(self) -> None:
+        """sklearn's ``_parameter_constraints`` plus :meth:`_check_more_params`; any
+        ValueError/TypeError becomes a one-line ConfigError named after the descriptor."""
+        try:
+            if hasattr(self, "_parameter_constraints"):
+                self._validate_params()
+            self._check_more_params()
+        except (ValueError, TypeError) as e:
+            raise ConfigError(f"{self._param_error_name}: {e}") from None
         n_jobs = getattr(self, "n_jobs", None)
         if n_jobs is not None and (not isinstance(n_jobs, (int, np.integer)) or n_jobs == 0):
             raise ConfigError(f"n_jobs must be a non-zero integer or None, got {n_jobs!r}")
+
+    #: how parameter errors name the descriptor (its registry name)
+    _param_error_name = "features"
+
+    def _check_more_params(self) -> None:
+        """Checks beyond the declared constraints; raise ValueError with the reason."""
 
     def _check_shape(self, shape) -> None:
         h, w = shape

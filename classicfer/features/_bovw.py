@@ -158,16 +158,13 @@ class BoVWFeatures(ImageTransformer):
         self.align_margin = align_margin
         self.n_jobs = n_jobs
 
-    def _check_params(self):
-        try:
-            self._validate_params()
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"bovw: {e}") from None
+    _param_error_name = "bovw"
+
+    def _check_more_params(self):
         if not self.pyramid or not all(isinstance(v, (int, np.integer)) and 1 <= v <= 8
                                        for v in self.pyramid):
-            raise ConfigError(f"bovw: pyramid must be a non-empty list of grid sizes 1..8, "
-                              f"got {self.pyramid!r}")
-        super()._check_params()
+            raise ValueError(f"pyramid must be a non-empty list of grid sizes 1..8, "
+                             f"got {self.pyramid!r}")
 
     def _min_size_for(self):
         return 4 * self.cell, 4 * self.cell

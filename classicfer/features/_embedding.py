@@ -48,14 +48,7 @@ class EmbeddingFeatures(ImageTransformer):
         self.padding = padding
         self.n_jobs = n_jobs
 
-    def _check_params(self):
-        from ..exceptions import ConfigError
-
-        try:
-            self._validate_params()
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"embedding: {e}") from None
-        super()._check_params()
+    _param_error_name = "embedding"
 
     def _n_features(self, shape):
         return 128

@@ -133,17 +133,12 @@ class GaborFeatures(ImageTransformer):
         self.align_margin = align_margin
         self.n_jobs = n_jobs
 
-    def _check_params(self):
-        from ..exceptions import ConfigError
+    _param_error_name = "gabor"
 
-        try:
-            self._validate_params()
-            if len(self.wavelengths) == 0 or any(float(x) < 2 for x in self.wavelengths):
-                raise ValueError(f"wavelengths must be a non-empty list of values >= 2 pixels, "
-                                 f"got {self.wavelengths!r}")
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"gabor: {e}") from None
-        super()._check_params()
+    def _check_more_params(self):
+        if len(self.wavelengths) == 0 or any(float(x) < 2 for x in self.wavelengths):
+            raise ValueError(f"wavelengths must be a non-empty list of values >= 2 pixels, "
+                             f"got {self.wavelengths!r}")
 
     def _min_size_for(self):
         gr, gc = _grid_pair(self.grid)

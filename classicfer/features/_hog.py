@@ -174,14 +174,7 @@ class HOGFeatures(ImageTransformer):
         self.align_margin = align_margin
         self.n_jobs = n_jobs
 
-    def _check_params(self):
-        from ..exceptions import ConfigError
-
-        try:
-            self._validate_params()
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"hog: {e}") from None
-        super()._check_params()
+    _param_error_name = "hog"
 
     def _min_size_for(self):
         cr, cc = _pair(self.pixels_per_cell)

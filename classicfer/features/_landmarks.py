@@ -134,16 +134,11 @@ class LandmarkFeatures(ImageTransformer):
         self.rotate = rotate
         self.n_jobs = n_jobs
 
-    def _check_params(self):
-        from ..exceptions import ConfigError
+    _param_error_name = "landmarks"
 
-        try:
-            self._validate_params()
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"landmarks: {e}") from None
+    def _check_more_params(self):
         if self.upscale < 32:
-            raise ConfigError(f"landmarks: upscale must be >= 32 pixels, got {self.upscale}")
-        super()._check_params()
+            raise ValueError(f"upscale must be >= 32 pixels, got {self.upscale}")
 
     def _n_features(self, shape):
         return N_LANDMARK_FEATURES

@@ -130,14 +130,7 @@ class LBPFeatures(ImageTransformer):
         self.align_margin = align_margin
         self.n_jobs = n_jobs
 
-    def _check_params(self):
-        from ..exceptions import ConfigError
-
-        try:
-            self._validate_params()
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"lbp: {e}") from None
-        super()._check_params()
+    _param_error_name = "lbp"
 
     def _min_size_for(self):
         gr, gc = _grid_pair(self.grid)

@@ -73,21 +73,16 @@ class MultiLBPFeatures(ImageTransformer):
     def _pairs(self):
         return [(int(p), float(r)) for p, r in self.scales]
 
-    def _check_params(self):
-        from ..exceptions import ConfigError
+    _param_error_name = "multilbp"
 
-        try:
-            self._validate_params()
-            pairs = self._pairs()
-            if not pairs or any(not 1 <= p <= 24 or r <= 0 for p, r in pairs):
-                raise ValueError(f"scales must be a non-empty list of [P, R] with 1 <= P <= 24 "
-                                 f"and R > 0, got {self.scales!r}")
-            if self.chi2_steps and self.sqrt:
-                raise ValueError("chi2_steps needs sqrt=False (the chi-square map takes the "
-                                 "histograms themselves)")
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"multilbp: {e}") from None
-        super()._check_params()
+    def _check_more_params(self):
+        pairs = self._pairs()
+        if not pairs or any(not 1 <= p <= 24 or r <= 0 for p, r in pairs):
+            raise ValueError(f"scales must be a non-empty list of [P, R] with 1 <= P <= 24 "
+                             f"and R > 0, got {self.scales!r}")
+        if self.chi2_steps and self.sqrt:
+            raise ValueError("chi2_steps needs sqrt=False (the chi-square map takes the "
+                             "histograms themselves)")
 
     def _min_size_for(self):
         gr, gc = _grid_pair(self.grid)

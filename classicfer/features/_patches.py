@@ -79,19 +79,14 @@ class RegionHOGFeatures(ImageTransformer):
     def _regions(self):
         return dict(self.regions) if self.regions else dict(DEFAULT_REGIONS)
 
-    def _check_params(self):
-        from ..exceptions import ConfigError
+    _param_error_name = "regionhog"
 
-        try:
-            self._validate_params()
-            for name, box in self._regions().items():
-                t, b, l, r = (float(v) for v in box)
-                if not (0 <= t < b <= 1 and 0 <= l < r <= 1):
-                    raise ValueError(f"region {name!r}: expected [top, bottom, left, right] "
-                                     f"fractions with top < bottom and left < right, got {box!r}")
-        except (ValueError, TypeError) as e:
-            raise ConfigError(f"regionhog: {e}") from None
-        super()._check_params()
+    def _check_more_params(self):
+        for name, box in self._regions().items():
+            t, b, l, r = (float(v) for v in box)
+            if not (0 <= t < b <= 1 and 0 <= l < r <= 1):
+                raise ValueError(f"region {name!r}: expected [top, bottom, left, right] "
+                                 f"fractions with top < bottom and left < right, got {box!r}")
 
     def _min_size_for(self):
         return 24, 24
