@@ -102,7 +102,6 @@ def main(argv=None):
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     (res / "export.json").write_text(json.dumps(rep, indent=2) + "\n")
-    m = metrics["privatetest"]
     lines = ["# Shipped FER-2013 CNN: export and PrivateTest figures", "",
              (f"Produced by `{cmd}` from `{args.ckpt}` (epoch {ck.get('epoch')} of a "
              f"{ck.get('epochs')}-epoch schedule; selected on PublicTest)."), "",
