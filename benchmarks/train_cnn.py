@@ -40,6 +40,10 @@ def main(argv=None):
     ap.add_argument("--grow", action="store_true",
                     help="with --init-from: build the model from --widths/--no-attention and "
                          "copy the checkpoint's layers that fit (a network grown by a stage)")
+    ap.add_argument("--swa", action="store_true",
+                    help="stochastic weight averaging: one cosine cycle per epoch from --lr "
+                         "to --lr/100, the epoch-end weights averaged (BN recomputed); the "
+                         "average is validated and kept (use with --init-from)")
     ap.add_argument("--warmup", type=float, default=0.15, help="warm-up fraction of the schedule")
     ap.add_argument("--ckpt", default=str(ROOT / "checkpoints/fer2013-cnn"))
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
@@ -92,7 +96,7 @@ def main(argv=None):
               seed=args.seed, resume=args.resume, log=log,
               threads=args.threads or None,
               model_config=model_config, init_state=init_state, norm=norm,
-              warmup=args.warmup, grow=args.grow)
+              warmup=args.warmup, grow=args.grow, swa=args.swa)
     model = out["model"]
     from sklearn.metrics import accuracy_score, f1_score
 

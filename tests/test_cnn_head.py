@@ -121,6 +121,26 @@ def test_grow_copies_the_smaller_networks_layers(tmp_path):
             **kw)
 
 
+def test_swa_returns_the_average_of_the_epoch_end_weights(tmp_path):
+    x, y = _synthetic()
+    kw = {"classes": ["a", "b", "c"], "epochs": 3, "batch_size": 16, "model_config": TINY,
+          "threads": 1, "progress": False, "log": lambda m: None, "swa": True, "lr": 1e-2}
+    ends = []
+    for step in range(3):  # one epoch per call, resumed: the end-of-cycle weights each time
+        res = fit(x, y, out_dir=tmp_path, stop_after=1, resume=step > 0, **kw)
+        ends.append(torch.load(tmp_path / "last.pt", weights_only=False)["model"])
+    assert [r["swa_models"] for r in res["history"]] == [1, 2, 3]
+    avg = res["model"].state_dict()  # no validation split: the last average is kept
+    for k in ("features.0.weight", "head.weight", "head.bias"):
+        torch.testing.assert_close(avg[k], sum(e[k] for e in ends) / 3, atol=1e-6, rtol=0)
+    assert not torch.allclose(avg["head.weight"], ends[-1]["head.weight"])
+    # the average's batch-norm statistics were recomputed, not averaged
+    assert not torch.allclose(avg["features.1.running_mean"],
+                              sum(e["features.1.running_mean"] for e in ends) / 3)
+    with pytest.raises(ConfigError, match="with --swa"):
+        fit(x, y, out_dir=tmp_path, resume=True, **dict(kw, swa=False))
+
+
 def _trained_tiny(tmp_path):
     x, y = _synthetic()
     res = fit(x, y, x, y, classes=["angry", "happy", "sad"], epochs=1, batch_size=16,

@@ -103,7 +103,7 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         lr: float = 3e-3, weight_decay: float = 0.05, label_smoothing: float = 0.1,
         warmup: float = 0.15, seed: int = 0, aug: dict | None = None, init_state=None,
         freeze_epochs: int = 0, resume: bool = False, stop_after: int | None = None,
-        grow: bool = False,
+        grow: bool = False, swa: bool = False,
         threads: int | None = None,
         progress: bool = True, log=print, norm: tuple | None = None) -> dict:
     """Train a :class:`FerNet` and return the best model (on ``x_val``) and its history.
@@ -120,6 +120,13 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     grow : let ``init_state`` come from a smaller network of the same family (e.g. one
         stage fewer): layers it holds with the same shapes are copied, the others keep
         their fresh initialisation.
+    swa : stochastic weight averaging (Izmailov et al., 2018), meant for continuing from
+        ``init_state``: the learning rate follows one cosine cycle per epoch (``lr`` down
+        to ``lr / 100``, :class:`torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`),
+        the weights at the end of every cycle are averaged
+        (:class:`torch.optim.swa_utils.AveragedModel`), batch-norm statistics of the
+        average are recomputed on training images (:func:`torch.optim.swa_utils.update_bn`)
+        and the *average* is what is validated, checkpointed and returned.
     resume : continue from ``out_dir/last.pt`` (same schedule).
     stop_after : run at most that many epochs in this call (resume later with ``resume``).
     norm : (mean, std) of the input; computed on ``x_train`` when None.
@@ -186,9 +193,19 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         (no_decay if p.ndim <= 1 else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=lr, total_steps=total, pct_start=warmup, anneal_strategy="cos",
-        div_factor=20.0, final_div_factor=200.0)
+    if swa:
+        from torch.optim.swa_utils import AveragedModel
+
+        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+            opt, T_0=steps_per_epoch, eta_min=lr / 100)
+        averaged = AveragedModel(model)
+        # BN statistics of the average: a fixed sample of un-augmented training images
+        bn_idx = torch.randperm(xt.shape[0], generator=torch.Generator().manual_seed(seed))
+        bn_idx = bn_idx[:min(xt.shape[0], 8192)]
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=total, pct_start=warmup, anneal_strategy="cos",
+            div_factor=20.0, final_div_factor=200.0)
 
     out = Path(out_dir) if out_dir else None
     if out:
@@ -202,7 +219,14 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         if ck["config"] != config or ck["epochs"] != epochs or ck["classes"] != list(classes):
             raise ConfigError("--resume: the checkpoint was made with a different model, class "
                               "list or epoch count; use the same options or start afresh")
+        if ("swa" in ck) != swa:
+            raise ConfigError("--resume: the checkpoint was made " + ("without" if swa else "with")
+                              + " --swa; use the same options or start afresh")
         model.load_state_dict(ck["model"])
+        if swa:
+            if "swa" not in ck:
+                raise ConfigError("--resume: the checkpoint was not made with --swa")
+            averaged.load_state_dict(ck["swa"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start_epoch, best_acc, best_epoch = ck["epoch"] + 1, ck["best_val_acc"], ck["best_epoch"]
@@ -213,6 +237,8 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         log(f"resumed from {out / 'last.pt'} at epoch {start_epoch + 1}/{epochs}")
 
     meta = {"config": config, "classes": list(classes), "mean": mean, "std": std, "epochs": epochs}
+    if swa:
+        meta["swa"] = True
     log(f"model: {count_params(model):,} parameters, "
         f"{count_flops(model, tuple(xt.shape[-2:])) / 1e6:.1f} M multiply-adds; "
         f"{xt.shape[0]} train / {xv.shape[0] if has_val else 0} val images; "
@@ -251,8 +277,12 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         bar.close()
         rec = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
                    "lr": opt.param_groups[0]["lr"]}
+        judged = model
+        if swa:
+            judged = _swa_update(averaged, model, xt[bn_idx], mean, std, batch_size)
+            rec["swa_models"] = int(averaged.n_averaged)
         if has_val:
-            lv = predict_logits(model, xv, mean, std)
+            lv = predict_logits(judged, xv, mean, std)
             rec["val_loss"] = float(F.cross_entropy(lv, yv))
             rec["val_acc"] = float((lv.argmax(1) == yv).float().mean())
             score = rec["val_acc"]
@@ -264,7 +294,7 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         improved = score > best_acc or not has_val  # no val split: keep the last epoch
         if improved:
             best_acc, best_epoch = score, epoch + 1
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
         log(f"epoch {epoch + 1}/{epochs}: loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f}"
             + (f" | val loss {rec['val_loss']:.4f} acc {rec['val_acc']:.4f}" if has_val else "")
             + f" | {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU"
@@ -275,7 +305,9 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
                                   history=history), out / "best.pt")
             _atomic_save(dict(meta, model=model.state_dict(), optimizer=opt.state_dict(),
                               scheduler=sched.state_dict(), epoch=epoch, best_val_acc=best_acc,
-                              best_epoch=best_epoch, history=history), out / "last.pt")
+                              best_epoch=best_epoch, history=history,
+                              **({"swa": averaged.state_dict()} if swa else {})),
+                         out / "last.pt")
             with open(out / "history.jsonl", "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in history)
 
@@ -284,6 +316,23 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     model.eval()
     return {"model": model, "best_epoch": best_epoch, "best_val_acc": best_acc if has_val else None,
                 "history": history, "mean": mean, "std": std, "classes": list(classes), "config": config}
+
+
+def _swa_update(averaged, model, x_bn, mean, std, batch_size):
+    """Add ``model`` to the running average; recompute the average's BN statistics.
+
+    Returns the averaged network itself (a :class:`FerNet`), in eval mode.
+    """
+    from torch.optim.swa_utils import update_bn
+
+    averaged.update_parameters(model)
+    net = averaged.module
+    batches = (((x_bn[i:i + batch_size] - mean) / std).contiguous(
+        memory_format=torch.channels_last) for i in range(0, x_bn.shape[0], batch_size))
+    with torch.no_grad():
+        update_bn(batches, net)
+    net.eval()
+    return net
 
 
 def load_checkpoint(path):
