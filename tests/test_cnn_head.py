@@ -141,6 +141,27 @@ def test_swa_returns_the_average_of_the_epoch_end_weights(tmp_path):
         fit(x, y, out_dir=tmp_path, resume=True, **dict(kw, swa=False))
 
 
+def test_average_weights_is_the_parameter_mean_with_fresh_bn_statistics():
+    from classicfer.cnn_head.train import average_weights, to_tensor
+
+    torch.manual_seed(0)
+    a, b = FerNet(n_classes=3, **TINY), FerNet(n_classes=3, **TINY)
+    x = to_tensor(_synthetic(n=32)[0])
+    soup = average_weights([a, b], x, 0.3, 0.2)
+    sa, sb, ss = a.state_dict(), b.state_dict(), soup.state_dict()
+    torch.testing.assert_close(ss["head.weight"], (sa["head.weight"] + sb["head.weight"]) / 2)
+    # fresh statistics: the stem's BN mean is the mean of its conv output on x
+    with torch.no_grad():
+        stem = torch.nn.functional.conv2d((x - 0.3) / 0.2, ss["features.0.weight"], padding=1)
+    torch.testing.assert_close(ss["features.1.running_mean"], stem.mean(dim=(0, 2, 3)),
+                               atol=1e-4, rtol=1e-4)
+    assert not soup.training
+    with pytest.raises(ConfigError, match="different configurations"):
+        average_weights([a, FerNet(n_classes=3, widths=(4, 8, 16))], x, 0.3, 0.2)
+    with pytest.raises(ConfigError, match="at least two"):
+        average_weights([a], x, 0.3, 0.2)
+
+
 def _trained_tiny(tmp_path):
     x, y = _synthetic()
     res = fit(x, y, x, y, classes=["angry", "happy", "sad"], epochs=1, batch_size=16,

@@ -323,16 +323,44 @@ def _swa_update(averaged, model, x_bn, mean, std, batch_size):
 
     Returns the averaged network itself (a :class:`FerNet`), in eval mode.
     """
+    averaged.update_parameters(model)
+    return recompute_bn(averaged.module, x_bn, mean, std, batch_size=batch_size)
+
+
+def recompute_bn(net, x, mean: float, std: float, *, batch_size: int = 128):
+    """Batch-norm statistics of ``net`` recomputed on (N, 1, H, W) float [0, 1] images.
+
+    Needed after weights are averaged: the average of the members' statistics is not the
+    statistics of the averaged network. Returns ``net`` in eval mode.
+    """
     from torch.optim.swa_utils import update_bn
 
-    averaged.update_parameters(model)
-    net = averaged.module
-    batches = (((x_bn[i:i + batch_size] - mean) / std).contiguous(
-        memory_format=torch.channels_last) for i in range(0, x_bn.shape[0], batch_size))
+    batches = (((x[i:i + batch_size] - mean) / std).contiguous(
+        memory_format=torch.channels_last) for i in range(0, x.shape[0], batch_size))
     with torch.no_grad():
         update_bn(batches, net)
     net.eval()
     return net
+
+
+def average_weights(models, x_bn, mean: float, std: float):
+    """A uniform "model soup": the parameter-wise mean of same-shaped networks.
+
+    The members must share an architecture (and, to be useful, a common starting point,
+    e.g. continuations of one checkpoint). Batch-norm statistics are recomputed on
+    ``x_bn`` ((N, 1, H, W) float [0, 1]). Returns a new network in eval mode.
+    """
+    from torch.optim.swa_utils import AveragedModel
+
+    models = list(models)
+    if len(models) < 2:
+        raise ConfigError("averaging needs at least two networks")
+    if any(m.config != models[0].config for m in models):
+        raise ConfigError("the networks to average have different configurations")
+    averaged = AveragedModel(models[0])
+    for m in models:
+        averaged.update_parameters(m)
+    return recompute_bn(averaged.module, x_bn, mean, std)
 
 
 def load_checkpoint(path):
