@@ -45,6 +45,9 @@ def main(argv=None):
                          "to --lr/100, the epoch-end weights averaged (BN recomputed); the "
                          "average is validated and kept (use with --init-from)")
     ap.add_argument("--warmup", type=float, default=0.15, help="warm-up fraction of the schedule")
+    ap.add_argument("--report-only", action="store_true",
+                    help="no training: write the summary of the run in --ckpt as it stands "
+                         "(its best.pt and history.jsonl), e.g. after stopping it by hand")
     ap.add_argument("--ckpt", default=str(ROOT / "checkpoints/fer2013-cnn"))
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
     args = ap.parse_args(argv)
@@ -91,17 +94,34 @@ def main(argv=None):
             model_config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
         log(f"init from {args.init_from}: {ck['epoch'] + (1 if 'optimizer' in ck else 0)} epochs done "
             f"of a {ck['epochs']}-epoch schedule; config {model_config}")
-    out = fit(ds.images[tr_idx], y[tr_idx], ds.images[va], y[va], classes=classes,
-              epochs=args.epochs, out_dir=args.ckpt, batch_size=args.batch_size, lr=args.lr,
-              seed=args.seed, resume=args.resume, log=log,
-              threads=args.threads or None,
-              model_config=model_config, init_state=init_state, norm=norm,
-              warmup=args.warmup, grow=args.grow, swa=args.swa)
+    if args.report_only:
+        from classicfer.cnn_head.train import load_checkpoint
+
+        best, ck = load_checkpoint(Path(args.ckpt) / "best.pt")
+        hist = [json.loads(line) for line in
+                (Path(args.ckpt) / "history.jsonl").read_text().splitlines() if line.strip()]
+        out = {"model": best, "best_epoch": ck["epoch"], "best_val_acc": ck["val_acc"],
+               "history": hist, "mean": ck["mean"], "std": ck["std"], "config": ck["config"]}
+        log(f"report only: {args.ckpt}: best epoch {ck['epoch']} of {len(hist)} run")
+        trained = [ln.split("command: ", 1)[1].strip() for ln in
+                   (res / "train_log.txt").read_text().splitlines()
+                   if "command: " in ln and "--report-only" not in ln and args.ckpt in ln]
+        if trained:  # the summary names the training command; this one is kept beside it
+            cmd, report_cmd = trained[0], cmd
+    else:
+        out = fit(ds.images[tr_idx], y[tr_idx], ds.images[va], y[va], classes=classes,
+                  epochs=args.epochs, out_dir=args.ckpt, batch_size=args.batch_size, lr=args.lr,
+                  seed=args.seed, resume=args.resume, log=log,
+                  threads=args.threads or None,
+                  model_config=model_config, init_state=init_state, norm=norm,
+                  warmup=args.warmup, grow=args.grow, swa=args.swa)
     model = out["model"]
     from sklearn.metrics import accuracy_score, f1_score
 
     xt = to_tensor(ds.images[te])
-    summary = {"command": cmd, "epochs": args.epochs, "best_epoch": out["best_epoch"],
+    summary = {"command": cmd, **({"report_command": report_cmd} if args.report_only and
+                                   trained else {}),
+                   "epochs": args.epochs, "best_epoch": out["best_epoch"],
                    "val_acc": out["best_val_acc"], "seed": args.seed, "classes": classes,
                    "mean": out["mean"], "std": out["std"], "config": out["config"],
                    "torch": torch.__version__, "numpy": np.__version__,
