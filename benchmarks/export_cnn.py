@@ -73,6 +73,8 @@ def main(argv=None):
                 "schedule_epochs": ck.get("epochs"),
                 "cpu_s_epochs_in_checkpoint": float(sum(r["cpu_s"] for r in history)),
                 "export_command": cmd}
+    if ck.get("soup_of"):
+        training["soup_of"] = list(ck["soup_of"])
     if args.train_summary:
         training["runs"] = json.loads(Path(args.train_summary).read_text())
     shipped = "_flip" if args.tta_flip else ""
@@ -103,8 +105,11 @@ def main(argv=None):
     res.mkdir(parents=True, exist_ok=True)
     (res / "export.json").write_text(json.dumps(rep, indent=2) + "\n")
     lines = ["# Shipped FER-2013 CNN: export and PrivateTest figures", "",
-             (f"Produced by `{cmd}` from `{args.ckpt}` (epoch {ck.get('epoch')} of a "
-             f"{ck.get('epochs')}-epoch schedule; selected on PublicTest)."), "",
+             (f"Produced by `{cmd}` from `{args.ckpt}` "
+              + (f"(the weight average of {', '.join(ck['soup_of'])}, "
+                 "benchmarks/soup_cnn.py; selected on PublicTest)." if ck.get("soup_of") else
+                 f"(epoch {ck.get('epoch')} of a {ck.get('epochs')}-epoch schedule; selected "
+                 "on PublicTest).")), "",
              (f"- parameters: {rep['params']:,}; multiply-adds per face: "
              f"{rep['multiply_adds'] / 1e6:.1f} M"),
              f"- ONNX file: {size / 1e6:.2f} MB (target <= 5 MB)",

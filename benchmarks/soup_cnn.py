@@ -37,8 +37,12 @@ def main(argv=None):
     import torch
     from sklearn.metrics import accuracy_score, f1_score
 
-    from classicfer.cnn_head.train import (average_weights, load_checkpoint, predict_logits,
-                                           to_tensor)
+    from classicfer.cnn_head.train import (
+        average_weights,
+        load_checkpoint,
+        predict_logits,
+        to_tensor,
+    )
     from classicfer.datasets import load_dataset
 
     torch.set_num_threads(args.threads)
@@ -86,8 +90,8 @@ def main(argv=None):
     (res / "soup.json").write_text(json.dumps(rep, indent=2) + "\n")
     cols = ["PublicTest", "PublicTest flip", "PrivateTest", "PrivateTest flip"]
     lines = ["# Weight averaging of CNN checkpoints (model soup)", "",
-             f"Produced by `{cmd}` (torch {torch.__version__}). Accuracy in %; PublicTest "
-             "selects, PrivateTest reports.", "",
+             (f"Produced by `{cmd}` (torch {torch.__version__}). Accuracy in %; PublicTest "
+             "selects, PrivateTest reports."), "",
              "| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(f"{100 * row[c]['accuracy']:.2f}"
