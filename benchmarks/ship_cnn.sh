@@ -89,3 +89,40 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phas
     --init checkpoints/fer2013-cnn-phase2/best.pt
 # Squeeze-excitation ablation (short, equal budget).
 $PY benchmarks/cnn_ablation.py --n-train 6000 --epochs 4
+
+# Phase 5 (a later session): stochastic weight averaging from phase 4's weights (then in
+# checkpoints-shipped/), three runs side by side, one thread each. The average's PublicTest
+# accuracy stops rising after a few epochs; each run was stopped by hand (a after 10 epochs,
+# b after 21, c after 17) and summarised with --report-only (same options).
+for RUN in "a 5e-4 0" "b 1e-3 1" "c 1e-3 2"; do
+  set -- $RUN
+  $PY benchmarks/train_cnn.py --epochs 40 --threads 1 --swa --lr $2 --seed $3 \
+      --init-from checkpoints-shipped/fer2013-cnn/best.pt --ckpt checkpoints/fer2013-cnn-swa-$1 \
+      --results results/cnn/phase5$1 &
+done
+wait
+for t in a b c; do   # (after stopping; "--report-only" with the same options)
+  cp results/cnn/phase5$t/summary.json results/cnn/summary_phase5$t.json
+  cp checkpoints/fer2013-cnn-swa-$t/history.jsonl results/cnn/history_phase5$t.jsonl
+done
+# Weight averages of the runs: lower on PublicTest than the best single run, not used.
+mkdir -p checkpoints/p5
+for t in a b c; do cp checkpoints/fer2013-cnn-swa-$t/best.pt checkpoints/p5/$t.pt; done
+$PY benchmarks/soup_cnn.py --ckpt checkpoints/p5/a.pt --ckpt checkpoints/p5/b.pt \
+    --ckpt checkpoints/p5/c.pt --out checkpoints/p5/soup_abc.pt --results /tmp/soup_abc
+$PY benchmarks/soup_cnn.py --ckpt checkpoints/p5/b.pt --ckpt checkpoints/p5/c.pt \
+    --out checkpoints/p5/soup_bc.pt --results /tmp/soup_bc
+$PY -c "
+import json
+runs = [json.load(open(f'results/cnn/summary_phase{i}.json'))
+        for i in ('1', '2', '3', '4', '5a', '5b', '5c')]
+json.dump(runs, open('results/cnn/runs.json', 'w'), indent=2)"
+# Run a is the highest on PublicTest with flip averaging: shipped.
+$PY benchmarks/export_cnn.py --ckpt checkpoints/fer2013-cnn-swa-a/best.pt \
+    --train-summary results/cnn/runs.json --tta-flip
+$PY benchmarks/responsible_card.py
+cp checkpoints/fer2013-cnn-swa-a/best.pt checkpoints-shipped/fer2013-cnn/best.pt
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase5b_tta \
+    --tta-flip --init checkpoints/p5/b.pt --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase5_tta \
+    --tta-flip --init checkpoints/fer2013-cnn-swa-a/best.pt --threads 1

@@ -237,6 +237,15 @@ def test_cli_train_cnn_one_epoch(tiny_fer_folder, tmp_path):
     meta, _ = read_sidecar(out / "model")
     assert len(meta["labels"]) == 7 and meta["training"]["epochs"] == 1
     assert (out / "checkpoints" / "last.pt").is_file()
+    # continue with weight averaging from that run's weights
+    swa = tmp_path / "swa"
+    r = CliRunner().invoke(cli, ["train-cnn", "--data", str(tiny_fer_folder), "--epochs", "2",
+                                 "--out", str(swa), "--threads", "1", "--batch-size", "8",
+                                 "--swa", "--init-from", str(out / "checkpoints" / "best.pt"),
+                                 "--quiet"])
+    assert r.exit_code == 0, r.output
+    hist = json.loads((swa / "model" / "model.json").read_text())["training"]["history"]
+    assert [h["swa_models"] for h in hist] == [1, 2]
 
 
 def test_cli_bad_widths_is_one_line_error(tiny_fer_folder, tmp_path):

@@ -28,10 +28,13 @@ from ._common import data_options, handle_errors
               help="Run at most N epochs now (continue later with --resume).")
 @click.option("--init-from", type=click.Path(exists=True, dir_okay=False),
               help="Start from these weights (transfer learning; a new head if classes differ).")
+@click.option("--swa", is_flag=True,
+              help="Stochastic weight averaging: one cosine cycle per epoch, the epoch-end "
+                   "weights averaged and the average kept (best with --init-from).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, attention,
-              label_smoothing, seed, threads, resume, stop_after, init_from, quiet):
+              label_smoothing, seed, threads, resume, stop_after, init_from, swa, quiet):
     """Train the compact CNN on 48x48 grayscale crops and export it (needs torch).
 
     Uses the dataset's train split to fit, its val split (FER-2013 PublicTest) to pick the
@@ -40,6 +43,8 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, a
     \b
     Example:
       classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 14 --out runs/cnn
+      classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 6 --swa --lr 5e-4 \\
+          --init-from runs/cnn/checkpoints/best.pt --out runs/cnn-swa
     """
     from ..cnn_head import require_torch
 
@@ -59,7 +64,7 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, a
     m = train_on_dataset(ds, out_dir, epochs=epochs, init_from=init_from, log=log,
                          progress=not quiet, batch_size=batch_size, lr=lr,
                          label_smoothing=label_smoothing, seed=seed, threads=threads or None,
-                         resume=resume, stop_after=stop_after,
+                         resume=resume, stop_after=stop_after, swa=swa,
                          **({} if init_from else
                             {"model_config": {"widths": w, "attention": attention}}))
     click.echo(f"best epoch {m['best_epoch']}"
