@@ -93,12 +93,12 @@ def main(argv=None):
                      n_features=int(Ftr.shape[1]), seed=args.seed, rows=rows)
     write_json(out / "linear_svm_speed.json", rec)
     lines = ["# linear-svm fit time on FER-2013 Training", "",
-             f"`{rec['command']}`; features `{args.features}` {Ftr.shape[0]} x {Ftr.shape[1]} "
+             (f"`{rec['command']}`; features `{args.features}` {Ftr.shape[0]} x {Ftr.shape[1]} "
              f"(from the feature cache), C={args.C}, StandardScaler -> "
              "CalibratedClassifierCV(LinearSVC, sigmoid, cv=3 unless stated). Rows from an "
-             "earlier run of the script carry its command in the JSON.", "",
-             "| Variant | Fit wall s | Load after | PublicTest acc. | PrivateTest acc. | "
-             "PrivateTest macro-F1 |",
+             "earlier run of the script carry its command in the JSON."), "",
+             ("| Variant | Fit wall s | Load after | PublicTest acc. | PrivateTest acc. | "
+             "PrivateTest macro-F1 |"),
              "|---|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['variant']} | {r['fit_wall_s']} | {r.get('load_average_after', '')} | "
