@@ -126,3 +126,9 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phas
     --tta-flip --init checkpoints/p5/b.pt --threads 1
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase5_tta \
     --tta-flip --init checkpoints/fer2013-cnn-swa-a/best.pt --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase5_tta_m3 \
+    --tta-flip --members 3 --init checkpoints/fer2013-cnn-swa-a/best.pt --threads 1
+# Re-export on an idle machine for the latency line, then the card again (same ONNX/sidecar).
+$PY benchmarks/export_cnn.py --ckpt checkpoints/fer2013-cnn-swa-a/best.pt \
+    --train-summary results/cnn/runs.json --tta-flip
+$PY benchmarks/responsible_card.py
