@@ -105,11 +105,11 @@ for t in a b c; do   # (after stopping; "--report-only" with the same options)
   cp results/cnn/phase5$t/summary.json results/cnn/summary_phase5$t.json
   cp checkpoints/fer2013-cnn-swa-$t/history.jsonl results/cnn/history_phase5$t.jsonl
 done
-# Weight averages of the runs: lower on PublicTest than the best single run, not used.
+# Weight averages of the runs (and their ensemble): not better on PublicTest than run a.
 mkdir -p checkpoints/p5
 for t in a b c; do cp checkpoints/fer2013-cnn-swa-$t/best.pt checkpoints/p5/$t.pt; done
 $PY benchmarks/soup_cnn.py --ckpt checkpoints/p5/a.pt --ckpt checkpoints/p5/b.pt \
-    --ckpt checkpoints/p5/c.pt --out checkpoints/p5/soup_abc.pt --results /tmp/soup_abc
+    --ckpt checkpoints/p5/c.pt --out checkpoints/p5/soup_abc.pt --threads 2   # -> results/cnn/soup.md
 $PY benchmarks/soup_cnn.py --ckpt checkpoints/p5/b.pt --ckpt checkpoints/p5/c.pt \
     --out checkpoints/p5/soup_bc.pt --results /tmp/soup_bc
 $PY -c "

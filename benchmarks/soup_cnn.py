@@ -8,7 +8,9 @@ The members must be continuations of one starting checkpoint (same architecture,
 input normalisation). The parameters are averaged, batch-norm statistics recomputed on
 8,192 Training images (seed 0), and every member and the soup are scored on PublicTest
 (selection) and PrivateTest (report), with and without flip averaging. The soup is written
-in the training checkpoint format, so ``export_cnn.py --ckpt`` takes it. Figures go to
+in the training checkpoint format, so ``export_cnn.py --ckpt`` takes it. An ensemble row
+(the members' probabilities averaged; k times the inference cost, so not a shippable model)
+shows how much the members differ at all. Figures go to
 results/cnn/soup.{json,md} with the command.
 """
 
@@ -64,19 +66,24 @@ def main(argv=None):
     mean, std = ck0["mean"], ck0["std"]
     soup = average_weights([m for m, _ in members], to_tensor(ds.images[bn_idx]), mean, std)
 
-    def score(model):
+    def score(models):
+        """Accuracy / macro-F1 of the mean of the models' class probabilities."""
         row = {}
         for name, s in (("PublicTest", "val"), ("PrivateTest", "test")):
             x = to_tensor(ds.images[split[s]])
             for flip in (False, True):
-                pred = predict_logits(model, x, mean, std, flip=flip).argmax(1).numpy()
+                prob = sum(torch.softmax(predict_logits(m, x, mean, std, flip=flip), 1)
+                           for m in models)
+                pred = prob.argmax(1).numpy()
                 key = name + (" flip" if flip else "")
                 row[key] = {"accuracy": float(accuracy_score(y[split[s]], pred)),
                             "macro_f1": float(f1_score(y[split[s]], pred, average="macro"))}
         return row
 
-    rows = {p: score(m) for p, (m, _) in zip(args.ckpt, members)}
-    rows["soup"] = score(soup)
+    rows = {p: score([m]) for p, (m, _) in zip(args.ckpt, members)}
+    rows["soup"] = score([soup])
+    # not shippable (k times the cost): shows how much the members differ at all
+    rows[f"ensemble of the {len(members)} (probability mean)"] = score([m for m, _ in members])
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"config": ck0["config"], "classes": classes, "mean": mean, "std": std,
