@@ -73,6 +73,10 @@ def main(argv=None):
                 "schedule_epochs": ck.get("epochs"),
                 "cpu_s_epochs_in_checkpoint": float(sum(r["cpu_s"] for r in history)),
                 "export_command": cmd}
+    if ck.get("swa"):
+        training["averaging"] = (f"stochastic weight averaging of the weights at the end of "
+                                 f"epochs 1-{ck.get('epoch')} (one cosine cycle each; batch-norm "
+                                 "statistics recomputed)")
     if ck.get("soup_of"):
         training["soup_of"] = list(ck["soup_of"])
     if args.train_summary:
