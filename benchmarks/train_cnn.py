@@ -54,7 +54,7 @@ def main(argv=None):
 
     import torch
 
-    from classicfer.cnn_head.train import fit, predict_logits, to_tensor
+    from classicfer.cnn_head.train import fit, load_checkpoint, predict_logits, to_tensor
     from classicfer.datasets import load_dataset
 
     res = Path(args.results)
@@ -85,18 +85,15 @@ def main(argv=None):
     init_state, norm = None, None
     model_config = {"attention": not args.no_attention,
                     "widths": tuple(int(w) for w in args.widths.split(","))}
-    if args.init_from:
-        from classicfer.cnn_head.train import load_checkpoint
-
+    if args.init_from and not args.report_only:
         _, ck = load_checkpoint(args.init_from)
         init_state, norm = ck["model"], (ck["mean"], ck["std"])
         if not args.grow:
             model_config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
         log(f"init from {args.init_from}: {ck['epoch'] + (1 if 'optimizer' in ck else 0)} epochs done "
             f"of a {ck['epochs']}-epoch schedule; config {model_config}")
+    extra = {}
     if args.report_only:
-        from classicfer.cnn_head.train import load_checkpoint
-
         best, ck = load_checkpoint(Path(args.ckpt) / "best.pt")
         hist = [json.loads(line) for line in
                 (Path(args.ckpt) / "history.jsonl").read_text().splitlines() if line.strip()]
@@ -107,7 +104,7 @@ def main(argv=None):
                    (res / "train_log.txt").read_text().splitlines()
                    if "command: " in ln and "--report-only" not in ln and args.ckpt in ln]
         if trained:  # the summary names the training command; this one is kept beside it
-            cmd, report_cmd = trained[0], cmd
+            extra, cmd = {"report_command": cmd}, trained[0]
     else:
         out = fit(ds.images[tr_idx], y[tr_idx], ds.images[va], y[va], classes=classes,
                   epochs=args.epochs, out_dir=args.ckpt, batch_size=args.batch_size, lr=args.lr,
@@ -119,8 +116,7 @@ def main(argv=None):
     from sklearn.metrics import accuracy_score, f1_score
 
     xt = to_tensor(ds.images[te])
-    summary = {"command": cmd, **({"report_command": report_cmd} if args.report_only and
-                                   trained else {}),
+    summary = {"command": cmd, **extra,
                    "epochs": args.epochs, "best_epoch": out["best_epoch"],
                    "val_acc": out["best_val_acc"], "seed": args.seed, "classes": classes,
                    "mean": out["mean"], "std": out["std"], "config": out["config"],

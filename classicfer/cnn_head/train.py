@@ -219,14 +219,12 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         if ck["config"] != config or ck["epochs"] != epochs or ck["classes"] != list(classes):
             raise ConfigError("--resume: the checkpoint was made with a different model, class "
                               "list or epoch count; use the same options or start afresh")
-        if ("swa" in ck) != swa:
+        if bool(ck.get("swa")) != swa:
             raise ConfigError("--resume: the checkpoint was made " + ("without" if swa else "with")
                               + " --swa; use the same options or start afresh")
         model.load_state_dict(ck["model"])
         if swa:
-            if "swa" not in ck:
-                raise ConfigError("--resume: the checkpoint was not made with --swa")
-            averaged.load_state_dict(ck["swa"])
+            averaged.load_state_dict(ck["swa_state"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
         start_epoch, best_acc, best_epoch = ck["epoch"] + 1, ck["best_val_acc"], ck["best_epoch"]
@@ -306,7 +304,7 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
             _atomic_save(dict(meta, model=model.state_dict(), optimizer=opt.state_dict(),
                               scheduler=sched.state_dict(), epoch=epoch, best_val_acc=best_acc,
                               best_epoch=best_epoch, history=history,
-                              **({"swa": averaged.state_dict()} if swa else {})),
+                              **({"swa_state": averaged.state_dict()} if swa else {})),
                          out / "last.pt")
             with open(out / "history.jsonl", "w") as f:
                 f.writelines(json.dumps(r) + "\n" for r in history)
