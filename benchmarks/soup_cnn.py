@@ -66,11 +66,13 @@ def main(argv=None):
     mean, std = ck0["mean"], ck0["std"]
     soup = average_weights([m for m, _ in members], to_tensor(ds.images[bn_idx]), mean, std)
 
+    crops = {s: to_tensor(ds.images[split[s]]) for s in ("val", "test")}
+
     def score(models):
         """Accuracy / macro-F1 of the mean of the models' class probabilities."""
         row = {}
         for name, s in (("PublicTest", "val"), ("PrivateTest", "test")):
-            x = to_tensor(ds.images[split[s]])
+            x = crops[s]
             for flip in (False, True):
                 prob = sum(torch.softmax(predict_logits(m, x, mean, std, flip=flip), 1)
                            for m in models)
