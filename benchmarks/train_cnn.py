@@ -44,6 +44,12 @@ def main(argv=None):
                     help="stochastic weight averaging: one cosine cycle per epoch from --lr "
                          "to --lr/100, the epoch-end weights averaged (BN recomputed); the "
                          "average is validated and kept (use with --init-from)")
+    ap.add_argument("--teacher", action="append", default=[], metavar="CKPT",
+                    help="knowledge distillation from this checkpoint (repeat for an ensemble: "
+                         "their flip-averaged logits are averaged) on the training images")
+    ap.add_argument("--distill", type=float, default=0.5,
+                    help="with --teacher: weight of the distillation term (0-1)")
+    ap.add_argument("--distill-t", type=float, default=2.0, help="distillation temperature")
     ap.add_argument("--warmup", type=float, default=0.15, help="warm-up fraction of the schedule")
     ap.add_argument("--report-only", action="store_true",
                     help="no training: write the summary of the run in --ckpt as it stands "
@@ -92,7 +98,11 @@ def main(argv=None):
             model_config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
         log(f"init from {args.init_from}: {ck['epoch'] + (1 if 'optimizer' in ck else 0)} epochs done "
             f"of a {ck['epochs']}-epoch schedule; config {model_config}")
-    extra = {}
+    extra, teacher = {}, {}
+    if args.teacher and not args.report_only:
+        teacher = {"teacher_logits": teacher_logits(args.teacher, ds.images[tr_idx],
+                                                    ds.images[va], y[va], log),
+                   "distill": args.distill, "distill_temperature": args.distill_t}
     if args.report_only:
         best, ck = load_checkpoint(Path(args.ckpt) / "best.pt")
         hist = [json.loads(line) for line in
@@ -111,7 +121,7 @@ def main(argv=None):
                   seed=args.seed, resume=args.resume, log=log,
                   threads=args.threads or None,
                   model_config=model_config, init_state=init_state, norm=norm,
-                  warmup=args.warmup, grow=args.grow, swa=args.swa)
+                  warmup=args.warmup, grow=args.grow, swa=args.swa, **teacher)
     model = out["model"]
     from sklearn.metrics import accuracy_score, f1_score
 
@@ -142,6 +152,29 @@ def main(argv=None):
     (res / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log(f"total: {summary['cpu_s_all_epochs']:.0f} s CPU over {len(out['history'])} epochs "
         f"(all sessions), best epoch {out['best_epoch']} (PublicTest acc {out['best_val_acc']:.4f})")
+
+
+def teacher_logits(paths, x_train, x_val, y_val, log):
+    """Mean flip-averaged logits of the teacher checkpoints on the training images.
+
+    Logs each teacher's and the ensemble's PublicTest accuracy (what the student is
+    distilled towards).
+    """
+    import torch
+
+    from classicfer.cnn_head.train import load_checkpoint, predict_logits, to_tensor
+
+    xt, xv = to_tensor(x_train), to_tensor(x_val)
+    train_sum, val_sum = 0, 0
+    for path in paths:
+        model, ck = load_checkpoint(path)
+        lt = predict_logits(model, xt, ck["mean"], ck["std"], flip=True)
+        lv = predict_logits(model, xv, ck["mean"], ck["std"], flip=True)
+        train_sum, val_sum = train_sum + lt, val_sum + lv
+        log(f"teacher {path}: PublicTest acc (flip) {(lv.argmax(1).numpy() == y_val).mean():.4f}")
+    acc = (val_sum.argmax(1).numpy() == y_val).mean()
+    log(f"teacher ensemble of {len(paths)}: PublicTest acc (flip) {acc:.4f}")
+    return (train_sum / len(paths)).to(torch.float32)
 
 
 if __name__ == "__main__":

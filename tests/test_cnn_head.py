@@ -141,6 +141,35 @@ def test_swa_returns_the_average_of_the_epoch_end_weights(tmp_path):
         fit(x, y, out_dir=tmp_path, resume=True, **dict(kw, swa=False))
 
 
+def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
+    from classicfer.cnn_head.train import predict_logits, to_tensor
+
+    rng = np.random.default_rng(0)  # texture classes: stripes one way, the other, none
+    y = np.arange(96) % 3
+    x = rng.integers(0, 60, (96, 48, 48)).astype(np.uint8)
+    r = (120 * ((np.arange(48) // 4) % 2)).astype(np.uint8)
+    x[y == 0] += r[:, None]
+    x[y == 1] += r[None, :]
+    shifted = (y + 1) % 3  # a teacher that is confidently "wrong" in a consistent way
+    teacher = np.eye(3)[shifted] * 8.0
+    kw = {"classes": ["a", "b", "c"], "epochs": 6, "batch_size": 16, "model_config": TINY,
+          "threads": 1, "progress": False, "log": lambda m: None, "lr": 1e-2, "seed": 1}
+    student = fit(x, y, teacher_logits=teacher, distill=1.0, out_dir=tmp_path, **kw)["model"]
+    plain = fit(x, y, **kw)["model"]
+    pred = lambda m: predict_logits(m, to_tensor(x), float(x.mean() / 255),
+                                    float(x.std() / 255)).argmax(1).numpy()
+    assert (pred(student) == shifted).mean() > 0.9
+    assert (pred(plain) == y).mean() > 0.9
+    assert torch.load(tmp_path / "best.pt", weights_only=False)["distill"] == [1.0, 2.0]
+    with pytest.raises(ConfigError, match="other distillation"):
+        fit(x, y, out_dir=tmp_path, resume=True, **kw)
+    with pytest.raises(ConfigError, match="needs teacher_logits"):
+        fit(x, y, distill=0.5, **kw)
+    from classicfer.exceptions import DataError
+    with pytest.raises(DataError, match="teacher_logits of shape"):
+        fit(x, y, distill=0.5, teacher_logits=teacher[:10], **kw)
+
+
 def test_average_weights_is_the_parameter_mean_with_fresh_bn_statistics():
     from classicfer.cnn_head.train import average_weights, to_tensor
 

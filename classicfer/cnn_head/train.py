@@ -103,7 +103,8 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         lr: float = 3e-3, weight_decay: float = 0.05, label_smoothing: float = 0.1,
         warmup: float = 0.15, seed: int = 0, aug: dict | None = None, init_state=None,
         freeze_epochs: int = 0, resume: bool = False, stop_after: int | None = None,
-        grow: bool = False, swa: bool = False,
+        grow: bool = False, swa: bool = False, teacher_logits=None,
+        distill: float = 0.0, distill_temperature: float = 2.0,
         threads: int | None = None,
         progress: bool = True, log=print, norm: tuple | None = None) -> dict:
     """Train a :class:`FerNet` and return the best model (on ``x_val``) and its history.
@@ -127,6 +128,11 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         (:class:`torch.optim.swa_utils.AveragedModel`), batch-norm statistics of the
         average are recomputed on training images (:func:`torch.optim.swa_utils.update_bn`)
         and the *average* is what is validated, checkpointed and returned.
+    teacher_logits : (N, n_classes) logits of a teacher (e.g. an ensemble) on ``x_train``,
+        for knowledge distillation (Hinton et al., 2015): the loss becomes
+        ``(1 - distill) * cross-entropy + distill * T**2 * KL(teacher_T || student_T)``
+        with both sides softened by ``T = distill_temperature``.
+    distill : weight of the distillation term, in [0, 1] (needs ``teacher_logits``).
     resume : continue from ``out_dir/last.pt`` (same schedule).
     stop_after : run at most that many epochs in this call (resume later with ``resume``).
     norm : (mean, std) of the input; computed on ``x_train`` when None.
@@ -151,6 +157,19 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     n_classes = len(classes)
     if int(yt.max()) >= n_classes or int(yt.min()) < 0:
         raise DataError(f"labels must be in 0..{n_classes - 1}")
+    if not 0.0 <= distill <= 1.0:
+        raise ConfigError(f"distill must be in [0, 1], got {distill}")
+    soft = None
+    if distill > 0:
+        if teacher_logits is None:
+            raise ConfigError("distill > 0 needs teacher_logits")
+        if distill_temperature <= 0:
+            raise ConfigError(f"distill_temperature must be > 0, got {distill_temperature}")
+        tl = torch.as_tensor(np.asarray(teacher_logits), dtype=torch.float32)
+        if tl.shape != (xt.shape[0], n_classes):
+            raise DataError(f"teacher_logits of shape {tuple(tl.shape)}, expected "
+                            f"({xt.shape[0]}, {n_classes})")
+        soft = F.softmax(tl / distill_temperature, dim=1)
     if norm is None:
         mean, std = float(xt.mean()), float(xt.std())
     else:
@@ -219,6 +238,10 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         if ck["config"] != config or ck["epochs"] != epochs or ck["classes"] != list(classes):
             raise ConfigError("--resume: the checkpoint was made with a different model, class "
                               "list or epoch count; use the same options or start afresh")
+        if ck.get("distill", [0.0, None])[0] != distill or (
+                distill and ck["distill"][1] != distill_temperature):
+            raise ConfigError("--resume: the checkpoint was made with other distillation "
+                              "settings; use the same options or start afresh")
         if bool(ck.get("swa")) != swa:
             raise ConfigError("--resume: the checkpoint was made " + ("without" if swa else "with")
                               + " --swa; use the same options or start afresh")
@@ -237,6 +260,8 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     meta = {"config": config, "classes": list(classes), "mean": mean, "std": std, "epochs": epochs}
     if swa:
         meta["swa"] = True
+    if distill:
+        meta["distill"] = [distill, distill_temperature]
     log(f"model: {count_params(model):,} parameters, "
         f"{count_flops(model, tuple(xt.shape[-2:])) / 1e6:.1f} M multiply-adds; "
         f"{xt.shape[0]} train / {xv.shape[0] if has_val else 0} val images; "
@@ -263,6 +288,11 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
             yb = yt[idx]
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+            if soft is not None:
+                t = distill_temperature
+                kd = F.kl_div(F.log_softmax(logits / t, dim=1), soft[idx],
+                              reduction="batchmean") * t * t
+                loss = (1 - distill) * loss + distill * kd
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
