@@ -77,6 +77,12 @@ def main(argv=None):
         training["averaging"] = (f"stochastic weight averaging of the weights at the end of "
                                  f"epochs 1-{ck.get('epoch')} (one cosine cycle each; batch-norm "
                                  "statistics recomputed)")
+    if ck.get("distill"):
+        weight, temp = ck["distill"]
+        training["distillation"] = (f"knowledge distillation from the teacher checkpoints named "
+                                    f"in the last run's command (--teacher): loss weight {weight}, "
+                                    f"temperature {temp}; teachers' flip-averaged logits on the "
+                                    "Training images")
     if ck.get("soup_of"):
         training["soup_of"] = list(ck["soup_of"])
     if args.train_summary:
