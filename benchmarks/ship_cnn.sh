@@ -132,3 +132,48 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phas
 $PY benchmarks/export_cnn.py --ckpt checkpoints/fer2013-cnn-swa-a/best.pt \
     --train-summary results/cnn/runs.json --tta-flip
 $PY benchmarks/responsible_card.py
+
+# Phase 6 (a later session): a different trajectory — the same 1.2 M network trained from
+# scratch with an 80-epoch one-cycle schedule, 2 threads (~80 s per epoch; stopped by the
+# session's end after epoch 33 and continued with the same command plus --resume).
+$PY benchmarks/train_cnn.py --epochs 80 --threads 2 --lr 3e-3 --warmup 0.1 \
+    --widths 16,32,64,128,256 --seed 5 --ckpt checkpoints/fer2013-cnn-long80 \
+    --results results/cnn/long80
+cp results/cnn/long80/summary.json results/cnn/summary_phase6.json
+cp checkpoints/fer2013-cnn-long80/history.jsonl results/cnn/history_phase6.jsonl
+mkdir -p checkpoints/p6 && cp checkpoints/fer2013-cnn-long80/best.pt checkpoints/p6/long80.pt
+
+# Phase 7: two 8-epoch SWA continuations of phase 6, side by side (one thread each):
+# a plain (stopped by hand after 3 epochs: not rising; summarised with --report-only),
+# b with knowledge distillation from phase 6 and phase 5a (teacher ensemble 69.9 % PublicTest
+# with flips).
+$PY benchmarks/train_cnn.py --epochs 8 --threads 1 --swa --lr 5e-4 --seed 0 \
+    --init-from checkpoints/p6/long80.pt --ckpt checkpoints/fer2013-cnn-p7a \
+    --results results/cnn/phase7a &
+$PY benchmarks/train_cnn.py --epochs 8 --threads 1 --swa --lr 5e-4 --seed 0 \
+    --init-from checkpoints/p6/long80.pt --teacher checkpoints/p6/long80.pt \
+    --teacher checkpoints/p5/a.pt --distill 0.5 --distill-t 2 \
+    --ckpt checkpoints/fer2013-cnn-p7b --results results/cnn/phase7b &
+wait
+for t in a b; do
+  cp results/cnn/phase7$t/summary.json results/cnn/summary_phase7$t.json
+  cp checkpoints/fer2013-cnn-p7$t/history.jsonl results/cnn/history_phase7$t.jsonl
+done
+$PY -c "
+import json
+runs = [json.load(open(f'results/cnn/summary_phase{i}.json'))
+        for i in ('1', '2', '3', '4', '5a', '5b', '5c', '6', '7a', '7b')]
+json.dump(runs, open('results/cnn/runs.json', 'w'), indent=2)"
+# The three on PublicTest/PrivateTest with and without flips (+ their soup and ensemble):
+mkdir -p checkpoints/p7
+for t in a b; do cp checkpoints/fer2013-cnn-p7$t/best.pt checkpoints/p7/$t.pt; done
+$PY benchmarks/soup_cnn.py --ckpt checkpoints/p6/long80.pt --ckpt checkpoints/p7/a.pt \
+    --ckpt checkpoints/p7/b.pt --out checkpoints/p7/soup.pt --threads 2 \
+    --results results/cnn/phase7                  # -> results/cnn/phase7/soup.md
+# 7b is the highest single network on PublicTest with flips (phase 5a: soup.md): shipped.
+$PY benchmarks/export_cnn.py --ckpt checkpoints/fer2013-cnn-p7b/best.pt \
+    --train-summary results/cnn/runs.json --tta-flip
+$PY benchmarks/responsible_card.py
+cp checkpoints/fer2013-cnn-p7b/best.pt checkpoints-shipped/fer2013-cnn/best.pt
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase6_tta \
+    --tta-flip --init checkpoints/p6/long80.pt --threads 1
