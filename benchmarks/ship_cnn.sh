@@ -177,3 +177,5 @@ $PY benchmarks/responsible_card.py
 cp checkpoints/fer2013-cnn-p7b/best.pt checkpoints-shipped/fer2013-cnn/best.pt
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase6_tta \
     --tta-flip --init checkpoints/p6/long80.pt --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase7_tta \
+    --tta-flip --init checkpoints/p7/b.pt --threads 1
