@@ -99,10 +99,11 @@ def main(argv=None):
         log(f"init from {args.init_from}: {ck['epoch'] + (1 if 'optimizer' in ck else 0)} epochs done "
             f"of a {ck['epochs']}-epoch schedule; config {model_config}")
     extra, teacher = {}, {}
-    if args.teacher and not args.report_only:
-        teacher = {"teacher_logits": teacher_logits(args.teacher, ds.images[tr_idx],
-                                                    ds.images[va], y[va], log),
-                   "distill": args.distill, "distill_temperature": args.distill_t}
+    if not args.report_only:  # converted once, for the teachers and for fit
+        x_tr, x_va = to_tensor(ds.images[tr_idx]), to_tensor(ds.images[va])
+        if args.teacher:
+            teacher = {"teacher_logits": teacher_logits(args.teacher, x_tr, x_va, y[va], log),
+                       "distill": args.distill, "distill_temperature": args.distill_t}
     if args.report_only:
         best, ck = load_checkpoint(Path(args.ckpt) / "best.pt")
         hist = [json.loads(line) for line in
@@ -116,7 +117,7 @@ def main(argv=None):
         if trained:  # the summary names the training command; this one is kept beside it
             extra, cmd = {"report_command": cmd}, trained[0]
     else:
-        out = fit(ds.images[tr_idx], y[tr_idx], ds.images[va], y[va], classes=classes,
+        out = fit(x_tr, y[tr_idx], x_va, y[va], classes=classes,
                   epochs=args.epochs, out_dir=args.ckpt, batch_size=args.batch_size, lr=args.lr,
                   seed=args.seed, resume=args.resume, log=log,
                   threads=args.threads or None,
@@ -154,17 +155,16 @@ def main(argv=None):
         f"(all sessions), best epoch {out['best_epoch']} (PublicTest acc {out['best_val_acc']:.4f})")
 
 
-def teacher_logits(paths, x_train, x_val, y_val, log):
+def teacher_logits(paths, xt, xv, y_val, log):
     """Mean flip-averaged logits of the teacher checkpoints on the training images.
+
+    ``xt``, ``xv``: (N, 1, H, W) float tensors of the Training and PublicTest crops.
 
     Logs each teacher's and the ensemble's PublicTest accuracy (what the student is
     distilled towards).
     """
-    import torch
+    from classicfer.cnn_head.train import load_checkpoint, predict_logits
 
-    from classicfer.cnn_head.train import load_checkpoint, predict_logits, to_tensor
-
-    xt, xv = to_tensor(x_train), to_tensor(x_val)
     train_sum, val_sum = 0, 0
     for path in paths:
         model, ck = load_checkpoint(path)
@@ -174,7 +174,7 @@ def teacher_logits(paths, x_train, x_val, y_val, log):
         log(f"teacher {path}: PublicTest acc (flip) {(lv.argmax(1).numpy() == y_val).mean():.4f}")
     acc = (val_sum.argmax(1).numpy() == y_val).mean()
     log(f"teacher ensemble of {len(paths)}: PublicTest acc (flip) {acc:.4f}")
-    return (train_sum / len(paths)).to(torch.float32)
+    return train_sum / len(paths)
 
 
 if __name__ == "__main__":

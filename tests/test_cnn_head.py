@@ -25,7 +25,7 @@ torch = pytest.importorskip("torch")
 from classicfer.cnn_head.export import export_model, onnx_session, parity_check
 from classicfer.cnn_head.model import FerNet, count_flops, count_params
 from classicfer.cnn_head.train import augment_batch, fit
-from classicfer.exceptions import ConfigError, ModelError
+from classicfer.exceptions import ConfigError, DataError, ModelError
 from classicfer.runtime._format import read_sidecar
 
 TINY = {"widths": (4, 8), "attention": True, "dropout": 0.1}
@@ -154,10 +154,10 @@ def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
     teacher = np.eye(3)[shifted] * 8.0
     kw = {"classes": ["a", "b", "c"], "epochs": 6, "batch_size": 16, "model_config": TINY,
           "threads": 1, "progress": False, "log": lambda m: None, "lr": 1e-2, "seed": 1}
-    student = fit(x, y, teacher_logits=teacher, distill=1.0, out_dir=tmp_path, **kw)["model"]
-    plain = fit(x, y, **kw)["model"]
-    pred = lambda m: predict_logits(m, to_tensor(x), float(x.mean() / 255),
-                                    float(x.std() / 255)).argmax(1).numpy()
+    student = fit(x, y, teacher_logits=teacher, distill=1.0, out_dir=tmp_path, **kw)
+    plain = fit(x, y, **kw)
+    pred = lambda res: predict_logits(res["model"], to_tensor(x), res["mean"],
+                                      res["std"]).argmax(1).numpy()
     assert (pred(student) == shifted).mean() > 0.9
     assert (pred(plain) == y).mean() > 0.9
     assert torch.load(tmp_path / "best.pt", weights_only=False)["distill"] == [1.0, 2.0]
@@ -165,7 +165,6 @@ def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
         fit(x, y, out_dir=tmp_path, resume=True, **kw)
     with pytest.raises(ConfigError, match="needs teacher_logits"):
         fit(x, y, distill=0.5, **kw)
-    from classicfer.exceptions import DataError
     with pytest.raises(DataError, match="teacher_logits of shape"):
         fit(x, y, distill=0.5, teacher_logits=teacher[:10], **kw)
 

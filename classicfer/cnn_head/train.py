@@ -159,7 +159,7 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         raise DataError(f"labels must be in 0..{n_classes - 1}")
     if not 0.0 <= distill <= 1.0:
         raise ConfigError(f"distill must be in [0, 1], got {distill}")
-    soft = None
+    soft, distill_setting = None, ([distill, distill_temperature] if distill else None)
     if distill > 0:
         if teacher_logits is None:
             raise ConfigError("distill > 0 needs teacher_logits")
@@ -238,8 +238,7 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         if ck["config"] != config or ck["epochs"] != epochs or ck["classes"] != list(classes):
             raise ConfigError("--resume: the checkpoint was made with a different model, class "
                               "list or epoch count; use the same options or start afresh")
-        if ck.get("distill", [0.0, None])[0] != distill or (
-                distill and ck["distill"][1] != distill_temperature):
+        if ck.get("distill") != distill_setting:
             raise ConfigError("--resume: the checkpoint was made with other distillation "
                               "settings; use the same options or start afresh")
         if bool(ck.get("swa")) != swa:
@@ -260,8 +259,8 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     meta = {"config": config, "classes": list(classes), "mean": mean, "std": std, "epochs": epochs}
     if swa:
         meta["swa"] = True
-    if distill:
-        meta["distill"] = [distill, distill_temperature]
+    if distill_setting:
+        meta["distill"] = distill_setting
     log(f"model: {count_params(model):,} parameters, "
         f"{count_flops(model, tuple(xt.shape[-2:])) / 1e6:.1f} M multiply-adds; "
         f"{xt.shape[0]} train / {xv.shape[0] if has_val else 0} val images; "
