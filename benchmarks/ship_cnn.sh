@@ -139,7 +139,15 @@ $PY benchmarks/responsible_card.py
 $PY benchmarks/train_cnn.py --epochs 80 --threads 2 --lr 3e-3 --warmup 0.1 \
     --widths 16,32,64,128,256 --seed 5 --ckpt checkpoints/fer2013-cnn-long80 \
     --results results/cnn/long80
-cp results/cnn/long80/summary.json results/cnn/summary_phase6.json
+# the summary names the --resume command; the first one and the two-session note are added
+$PY -c "
+import json
+s = json.load(open('results/cnn/long80/summary.json'))
+s['first_command'] = s['command'].replace(' --resume', '')
+s['note'] = ('epochs 1-33 in one session (stopped by the session\'s end), 34-80 resumed '
+             'with --resume in the next; cpu_s_all_epochs covers all 80')
+json.dump(s, open('results/cnn/summary_phase6.json', 'w'), indent=2)
+open('results/cnn/summary_phase6.json', 'a').write('\n')"
 cp checkpoints/fer2013-cnn-long80/history.jsonl results/cnn/history_phase6.jsonl
 mkdir -p checkpoints/p6 && cp checkpoints/fer2013-cnn-long80/best.pt checkpoints/p6/long80.pt
 
