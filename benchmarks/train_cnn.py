@@ -163,19 +163,15 @@ def teacher_logits(paths, xt, xv, y_val, log):
     Logs each teacher's and the ensemble's PublicTest accuracy (what the student is
     distilled towards).
     """
-    from classicfer.cnn_head.train import load_checkpoint, predict_logits
+    from classicfer.cnn_head.train import ensemble_logits
 
-    train_sum, val_sum = 0, 0
-    for path in paths:
-        model, ck = load_checkpoint(path)
-        lt = predict_logits(model, xt, ck["mean"], ck["std"], flip=True)
-        lv = predict_logits(model, xv, ck["mean"], ck["std"], flip=True)
-        train_sum, val_sum = train_sum + lt, val_sum + lv
-        log(f"teacher {path}: PublicTest acc (flip) {(lv.argmax(1).numpy() == y_val).mean():.4f}")
-    acc = (val_sum.argmax(1).numpy() == y_val).mean()
-    log(f"teacher ensemble of {len(paths)}: PublicTest acc (flip) {acc:.4f}")
-    return train_sum / len(paths)
+    def each(path, logits):
+        log(f"teacher {path}: PublicTest acc (flip) {(logits[1].argmax(1).numpy() == y_val).mean():.4f}")
 
+    lt, lv = ensemble_logits(paths, xt, xv, each=each)
+    log(f"teacher ensemble of {len(paths)}: PublicTest acc (flip) "
+        f"{(lv.argmax(1).numpy() == y_val).mean():.4f}")
+    return lt
 
 if __name__ == "__main__":
     main()

@@ -276,6 +276,33 @@ def test_cli_train_cnn_one_epoch(tiny_fer_folder, tmp_path):
     assert [h["swa_models"] for h in hist] == [1, 2]
 
 
+def test_cli_train_cnn_distils_from_teachers(tiny_fer_folder, tiny_ckplus48, tmp_path):
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+
+    common = ["--epochs", "1", "--widths", "4,8", "--threads", "1", "--batch-size", "8",
+              "--quiet"]
+    run = CliRunner().invoke
+    assert run(cli, ["train-cnn", "--data", str(tiny_fer_folder), "--out",
+                     str(tmp_path / "t"), *common]).exit_code == 0
+    teacher = str(tmp_path / "t" / "checkpoints" / "best.pt")
+    r = run(cli, ["train-cnn", "--data", str(tiny_fer_folder), "--out", str(tmp_path / "s"),
+                  "--teacher", teacher, "--teacher", teacher, "--distill", "0.7", *common])
+    assert r.exit_code == 0, r.output
+    meta, _ = read_sidecar(tmp_path / "s" / "model")
+    assert meta["training"]["distillation"] == {"teachers": [teacher, teacher], "weight": 0.7,
+                                                "temperature": 2.0}
+    assert torch.load(tmp_path / "s" / "checkpoints" / "best.pt",
+                      weights_only=False)["distill"] == [0.7, 2.0]
+    # a teacher of other classes, or distillation settings without a teacher: one-line errors
+    for extra, msg in ([["--teacher", teacher], "classes"], [["--distill", "0.3"], "--teacher"]):
+        r = run(cli, ["train-cnn", "--data", str(tiny_ckplus48), "--out", str(tmp_path / "x"),
+                      *extra, *common])
+        assert r.exit_code == 1 and "Error:" in r.output and msg in r.output, r.output
+        assert "Traceback" not in r.output
+
+
 def test_cli_bad_widths_is_one_line_error(tiny_fer_folder, tmp_path):
     from click.testing import CliRunner
 

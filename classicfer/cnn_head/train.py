@@ -403,6 +403,29 @@ def load_checkpoint(path):
     return model, ck
 
 
+def ensemble_logits(paths, *xs, classes=None, flip: bool = True, each=None):
+    """Mean logits of the checkpoints ``paths`` on each of ``xs`` (e.g. a distillation teacher).
+
+    ``xs``: (N, 1, H, W) float tensors in [0, 1]; each checkpoint applies its own
+    normalisation, with flip averaging when ``flip``. ``classes``: the class list the
+    checkpoints must have. ``each(path, logits)`` is called per checkpoint with its logits
+    on every x (e.g. to log each teacher's accuracy). Returns one tensor per x.
+    """
+    if not paths:
+        raise ConfigError("no checkpoints to average")
+    sums = [0] * len(xs)
+    for path in paths:
+        model, ck = load_checkpoint(path)
+        if classes is not None and list(ck["classes"]) != list(classes):
+            raise ConfigError(f"{path}: a model of the classes {', '.join(ck['classes'])}; "
+                              f"the data has {', '.join(classes)}")
+        logits = [predict_logits(model, x, ck["mean"], ck["std"], flip=flip) for x in xs]
+        if each is not None:
+            each(path, logits)
+        sums = [s + lo for s, lo in zip(sums, logits)]
+    return [s / len(paths) for s in sums]
+
+
 def split_for_training(ds, val_fraction: float = 0.1, seed: int = 0):
     """(train_idx, val_idx, test_idx) of a Dataset: its own splits, or a held-out part of train.
 
@@ -429,10 +452,12 @@ def split_for_training(ds, val_fraction: float = 0.1, seed: int = 0):
     return train, val, test
 
 
-def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, log=print,
-                     progress: bool = True, **fit_kwargs) -> dict:
+def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=(),
+                     log=print, progress: bool = True, **fit_kwargs) -> dict:
     """Train on a :class:`~classicfer.datasets.Dataset`, export, and evaluate its test split.
 
+    ``teachers``: checkpoints of the same classes whose mean flip-averaged logits on the
+    training images are distilled into the model (``distill`` weight, 0.5 unless given).
     Writes ``out_dir/checkpoints/{last,best}.pt`` (resumable), ``out_dir/model/`` (ONNX +
     sidecar), and ``out_dir/metrics.json``. Returns the metrics dict.
     """
@@ -457,7 +482,15 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, log=print
         fit_kwargs.setdefault("norm", (ck["mean"], ck["std"]))
     out = Path(out_dir)
     t_cpu = time.process_time()
-    res = fit(ds.images[tr], y[tr], ds.images[va] if len(va) else None,
+    x_tr = to_tensor(ds.images[tr])
+    training = {"epochs": epochs, "dataset": ds.name}
+    if teachers:
+        fit_kwargs["teacher_logits"] = ensemble_logits(list(teachers), x_tr, classes=classes)[0]
+        fit_kwargs.setdefault("distill", 0.5)
+        training["distillation"] = {"teachers": [str(t) for t in teachers],
+                                    "weight": fit_kwargs["distill"],
+                                    "temperature": fit_kwargs.get("distill_temperature", 2.0)}
+    res = fit(x_tr, y[tr], ds.images[va] if len(va) else None,
               y[va] if len(va) else None, classes=classes, epochs=epochs,
               out_dir=out / "checkpoints", init_state=init_state, log=log, progress=progress,
               **fit_kwargs)
@@ -475,8 +508,8 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, log=print
     size = tuple(ds.images.shape[1:])
     model_dir = export_model(model, out / "model", classes=classes, mean=res["mean"],
                              std=res["std"], size=size, name=f"{ds.name}-cnn",
-                             training={"epochs": epochs, "best_epoch": res["best_epoch"],
-                                       "dataset": ds.name, "history": res["history"]},
+                             training={**training, "best_epoch": res["best_epoch"],
+                                       "history": res["history"]},
                              metrics={k: v for k, v in metrics.items() if k != "cpu_s"})
     sample = ds.images[te[:64]] if len(te) else ds.images[tr[:64]]
     metrics["onnx_parity_max_abs_diff"] = parity_check(model, model_dir, sample)

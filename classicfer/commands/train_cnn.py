@@ -31,10 +31,18 @@ from ._common import data_options, handle_errors
 @click.option("--swa", is_flag=True,
               help="Stochastic weight averaging: one cosine cycle per epoch, the epoch-end "
                    "weights averaged and the average kept (best with --init-from).")
+@click.option("--teacher", "teachers", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Distil from this checkpoint (same classes; repeat for an ensemble, whose "
+                   "mean flip-averaged logits are the target).")
+@click.option("--distill", default=None, type=click.FloatRange(0, 1),
+              help="With --teacher: weight of the distillation term in the loss [0.5].")
+@click.option("--distill-t", default=None, type=click.FloatRange(0, min_open=True),
+              help="With --teacher: softening temperature of teacher and student [2].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, attention,
-              label_smoothing, seed, threads, resume, stop_after, init_from, swa, quiet):
+              label_smoothing, seed, threads, resume, stop_after, init_from, swa, teachers,
+              distill, distill_t, quiet):
     """Train the compact CNN on 48x48 grayscale crops and export it (needs torch).
 
     Uses the dataset's train split to fit, its val split (FER-2013 PublicTest) to pick the
@@ -45,6 +53,9 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, a
       classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 14 --out runs/cnn
       classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 6 --swa --lr 5e-4 \\
           --init-from runs/cnn/checkpoints/best.pt --out runs/cnn-swa
+      classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 8 --swa --lr 5e-4 \\
+          --init-from runs/cnn/checkpoints/best.pt --teacher runs/cnn/checkpoints/best.pt \\
+          --teacher runs/cnn-swa/checkpoints/best.pt --out runs/cnn-kd
     """
     from ..cnn_head import require_torch
 
@@ -59,12 +70,17 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, a
         raise ConfigError(f"--widths expects comma-separated integers, got {widths!r}") from None
     if len(w) < 2 or min(w) < 1:
         raise ConfigError(f"--widths needs a stem and at least one stage, got {widths!r}")
+    if not teachers and (distill is not None or distill_t is not None):
+        raise ConfigError("--distill and --distill-t need --teacher")
     ds = load_dataset(data_path, data_format)
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     m = train_on_dataset(ds, out_dir, epochs=epochs, init_from=init_from, log=log,
                          progress=not quiet, batch_size=batch_size, lr=lr,
                          label_smoothing=label_smoothing, seed=seed, threads=threads or None,
-                         resume=resume, stop_after=stop_after, swa=swa,
+                         resume=resume, stop_after=stop_after, swa=swa, teachers=teachers,
+                         **({"distill": 0.5 if distill is None else distill,
+                             "distill_temperature": 2.0 if distill_t is None else distill_t}
+                            if teachers else {}),
                          **({} if init_from else
                             {"model_config": {"widths": w, "attention": attention}}))
     click.echo(f"best epoch {m['best_epoch']}"
