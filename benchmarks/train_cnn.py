@@ -173,5 +173,6 @@ def teacher_logits(paths, xt, xv, y_val, log):
         f"{(lv.argmax(1).numpy() == y_val).mean():.4f}")
     return lt
 
+
 if __name__ == "__main__":
     main()

@@ -484,9 +484,8 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
     t_cpu = time.process_time()
     x_tr = to_tensor(ds.images[tr])
     training = {"epochs": epochs, "dataset": ds.name}
-    if teachers:
+    if teachers and fit_kwargs.setdefault("distill", 0.5) > 0:  # weight 0: no teacher needed
         fit_kwargs["teacher_logits"] = ensemble_logits(list(teachers), x_tr, classes=classes)[0]
-        fit_kwargs.setdefault("distill", 0.5)
         training["distillation"] = {"teachers": [str(t) for t in teachers],
                                     "weight": fit_kwargs["distill"],
                                     "temperature": fit_kwargs.get("distill_temperature", 2.0)}
