@@ -51,6 +51,11 @@ def main(argv=None):
                     help="re-cut every crop around its eyes first (classicfer.features."
                          "align_crops with this margin), as align=eyes does for the "
                          "classical features")
+    ap.add_argument("--harness", action="store_true",
+                    help="run the arm through the shared harness instead (classicfer."
+                         "evaluation.evaluate with the CNN as a scikit-learn classifier, "
+                         "protocol subject-kfold: the folds of the classical rows) and write "
+                         "its report folder under results/ckplus48/subject-kfold/")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite ckplus_transfer.md from the JSON files without training")
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
@@ -65,6 +70,8 @@ def main(argv=None):
     cmd = "python benchmarks/cnn_ckplus_transfer.py " + " ".join(
         argv if argv is not None else sys.argv[1:])
     ds = load_dataset(args.data)
+    if args.harness:
+        return run_harness(args, cmd, ds)
     classes = ds.classes
     y = np.array([classes.index(c) for c in ds.labels])
     groups = np.asarray(ds.subjects)
@@ -154,6 +161,33 @@ def run(args, cmd, x, y, groups, classes, res_dir):
     (res_dir / f"ckplus_{args.arm}{args.tag}.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps({k: out[k] for k in ("mean_fold_accuracy", "pooled_accuracy",
                                           "pooled_macro_f1", "cpu_s")}))
+
+
+def run_harness(args, cmd, ds):
+    """The arm through classicfer's evaluation harness (same folds as ``classicfer evaluate
+    --protocol subject-kfold``); writes the usual report folder."""
+    if len(args.init) > 1 or args.head_from_fer or args.align_margin is not None:
+        sys.exit("--harness takes one --init and no --head-from-fer/--align-margin")
+    from tqdm.auto import tqdm
+
+    from classicfer.cnn_head.estimator import CNNClassifier
+    from classicfer.evaluation import evaluate, report_dir, write_report
+
+    transfer = args.arm == "transfer"
+    est = CNNClassifier(init=args.init[0] if transfer else None, epochs=args.epochs, lr=args.lr,
+                        members=args.members, tta_flip=args.tta_flip, seed=args.seed,
+                        threads=args.threads)
+    name = f"cnn-{args.arm}{args.tag}"
+    res = evaluate(est, ds, "subject-kfold", name=name,
+                   progress=lambda it: tqdm(it, desc="folds", unit="fold"))
+    how = (f"fine-tuned from the FER-2013 checkpoint {args.init[0]} (new head, one head-only "
+           "epoch, then all layers)" if transfer else "trained from scratch")
+    res.notes.append(f"{how}; {args.epochs} epochs per fold, {args.members} network(s) per fold"
+                     + (", flip-averaged at test time" if args.tta_flip else ""))
+    out = report_dir(ROOT / "results", res)
+    m = write_report(res, ds, out, command=cmd.split())
+    print(f"{name}: accuracy {m['accuracy']:.4f} {m['accuracy_ci95']}, macro-F1 "
+          f"{m['macro_f1']:.4f}; report: {out}")
 
 
 def start_from(path, classes, args):

@@ -41,6 +41,18 @@ def _synthetic(n=48, classes=3, seed=0):
     return x, y
 
 
+def _textures(n=96, seed=0):
+    """Texture classes the tiny network learns in a few epochs: stripes one way, the other,
+    none (class indices 0, 1, 2)."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    x = rng.integers(0, 60, (n, 48, 48)).astype(np.uint8)
+    r = (120 * ((np.arange(48) // 4) % 2)).astype(np.uint8)
+    x[y == 0] += r[:, None]
+    x[y == 1] += r[None, :]
+    return x, y
+
+
 def test_model_shapes_params_and_flops():
     m = FerNet(n_classes=7, widths=(16, 32, 64, 128), attention=True)
     assert m(torch.zeros(3, 1, 48, 48)).shape == (3, 7)
@@ -70,6 +82,33 @@ def test_one_epoch_learns_and_writes_checkpoints(tmp_path):
     assert len(res["history"]) == 1 and res["best_epoch"] == 1
     assert (tmp_path / "last.pt").is_file() and (tmp_path / "best.pt").is_file()
     assert 0.0 <= res["best_val_acc"] <= 1.0
+
+
+def test_cnn_classifier_learns_and_runs_through_the_harness(tmp_path, tiny_ckplus48):
+    from sklearn.base import clone
+
+    from classicfer.cnn_head.estimator import CNNClassifier
+    from classicfer.datasets import load_dataset
+    from classicfer.evaluation import evaluate
+
+    x, y = _textures()
+    names = np.array(["a", "b", "c"])[y]
+    est = CNNClassifier(epochs=6, lr=1e-2, batch_size=16, widths=(4, 8), members=2, seed=1)
+    est.fit(x, names)
+    assert list(est.classes_) == ["a", "b", "c"] and len(est.models_) == 2
+    proba = est.predict_proba(x)
+    assert proba.shape == (96, 3) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert (est.predict(x) == names).mean() >= 0.9  # the toy classes are learnt
+    # fine-tuning a checkpoint of other classes (a new head) on each fold of the harness
+    fit(x, y, classes=["a", "b", "c"], epochs=1, out_dir=tmp_path / "ck", batch_size=16,
+        model_config=TINY, threads=1, progress=False, log=lambda m: None)
+    ft = CNNClassifier(init=str(tmp_path / "ck" / "best.pt"), epochs=2, batch_size=16)
+    ds = load_dataset(tiny_ckplus48)
+    out = evaluate(clone(ft), ds, "subject-kfold", folds=3, name="cnn-ft")
+    assert len(out.folds) == 3 and len(out.y_pred) == len(ds.labels)
+    assert set(out.y_pred) <= set(ds.classes) and out.proba.shape == (len(ds.labels), 7)
+    with pytest.raises(DataError, match="same size|shape"):
+        CNNClassifier(epochs=1).fit(np.zeros((4, 8, 8, 3), np.uint8), ["a", "b", "a", "b"])
 
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):
@@ -144,12 +183,7 @@ def test_swa_returns_the_average_of_the_epoch_end_weights(tmp_path):
 def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
     from classicfer.cnn_head.train import predict_logits, to_tensor
 
-    rng = np.random.default_rng(0)  # texture classes: stripes one way, the other, none
-    y = np.arange(96) % 3
-    x = rng.integers(0, 60, (96, 48, 48)).astype(np.uint8)
-    r = (120 * ((np.arange(48) // 4) % 2)).astype(np.uint8)
-    x[y == 0] += r[:, None]
-    x[y == 1] += r[None, :]
+    x, y = _textures()
     shifted = (y + 1) % 3  # a teacher that is confidently "wrong" in a consistent way
     teacher = np.eye(3)[shifted] * 8.0
     kw = {"classes": ["a", "b", "c"], "epochs": 6, "batch_size": 16, "model_config": TINY,
