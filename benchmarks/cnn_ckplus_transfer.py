@@ -8,6 +8,11 @@ so no subject is on both sides. Each fold trains a fixed number of epochs (no mo
 selection on the test fold). Transfer = FER-2013 weights with a new 7-way head (CK+48 has
 contempt and no neutral), one head-only epoch, then all layers. Writes
 results/cnn/ckplus_<arm>.json and, when both arms exist, results/cnn/ckplus_transfer.md.
+
+With --harness the arm runs through the shared evaluation harness instead
+(classicfer.cnn_head.estimator.CNNClassifier in classicfer.evaluation.evaluate, protocol
+subject-kfold: the folds of the classical CK+48 rows) and writes its report folder to
+results/ckplus48/subject-kfold/cnn-<arm><tag>/ (metrics, confusion matrix, mistakes).
 """
 
 from __future__ import annotations
@@ -91,7 +96,11 @@ def main(argv=None):
     lines = ["# CK+48 7-class, subject-grouped stratified 10-fold: transfer vs scratch", "",
              "Produced by `benchmarks/cnn_ckplus_transfer.py` (commands below). Folds: "
              "`StratifiedGroupKFold(10, shuffle=True, random_state=0)` on subject ids "
-             f"({len(set(groups))} subjects, {len(y)} images); a fixed epoch count per fold, no "
+             f"({len(set(groups))} subjects, {len(y)} images) and class indices — a different "
+             "partition from the harness's (`classicfer evaluate --protocol subject-kfold` "
+             "stratifies on label names, which orders the classes otherwise); arms run with "
+             "`--harness` use the harness's folds and are reported under "
+             "`results/ckplus48/subject-kfold/cnn-*` instead. A fixed epoch count per fold, no "
              "model selection on the test fold. Classes: " + ", ".join(classes) + ". "
              "All arms use the same folds, so the best of these rows is itself chosen on the "
              "test folds: read the maximum as slightly optimistic (a handful of images per "

@@ -5,8 +5,9 @@ Usage (from the project root):
     python benchmarks/readme_results.py --check    # exit 1 if README.md is out of date
 
 Reads every ``results/<dataset>/<protocol>/<model>/metrics.json`` written by
-``classicfer evaluate`` and ``results/latency.json`` written by ``benchmarks/latency.py``,
-and replaces the text between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+``classicfer evaluate``, ``results/cnn/ckplus_*.json`` written by
+``benchmarks/cnn_ckplus_transfer.py`` and ``results/latency.json`` written by
+``benchmarks/latency.py``, and replaces the text between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def render(results: Path) -> str:
     for ds, proto, _, model, m, ci, fold_txt, rel in rows:
         lines.append(f"| {ds} / {proto} | [{model}]({rel}/) | {_pct(m.get('accuracy'))} | "
                      f"{_pct(ci[0])}–{_pct(ci[1])} | {fold_txt} | {_pct(m.get('macro_f1'))} |")
+    lines += _ckplus_cnn(results / "cnn")
     lat = results / "latency.json"
     if lat.is_file():
         L = json.loads(lat.read_text())
@@ -68,6 +70,30 @@ def render(results: Path) -> str:
                   f"{cpu.get('p95_ms', float('nan')):.1f} ms CPU"
                   + (f"; load average {load[0]:.1f} when measured" if load else "") + "."]
     return "\n".join(lines) + "\n"
+
+
+def _ckplus_cnn(folder: Path) -> list[str]:
+    """A sentence on the CNN arms of ``cnn_ckplus_transfer.py`` (the exploration on its own
+    subject-grouped folds; arms run through the harness are rows of the table)."""
+    arms = [json.loads(f.read_text()) for f in sorted(folder.glob("ckplus_*.json"))]
+    best = {}
+    for r in arms:
+        kind = "transfer" if r["arm"].startswith("transfer") else "scratch"
+        if kind not in best or r["pooled_accuracy"] > best[kind]["pooled_accuracy"]:
+            best[kind] = r
+    if "transfer" not in best:
+        return []
+    t = best["transfer"]
+    text = (f"CNN on CK+48, exploration on the benchmark's own subject-grouped 10 folds (not the "
+            f"table's; `results/cnn/ckplus_transfer.md`): "
+            f"fine-tuned from FER-2013 {_pct(t['pooled_accuracy'])} % pooled, macro-F1 "
+            f"{_pct(t['pooled_macro_f1'])} % (arm `{t['arm']}`, {t.get('members', 1)} "
+            f"network(s) per fold{', flip-averaged' if t.get('tta_flip') else ''}; the best of "
+            f"{sum(r['arm'].startswith('transfer') for r in arms)} transfer arms, so chosen on "
+            "these folds)")
+    if "scratch" in best:
+        text += f"; from scratch {_pct(best['scratch']['pooled_accuracy'])} %"
+    return ["", text + "."]
 
 
 def main(argv=None):
