@@ -187,3 +187,25 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phas
     --tta-flip --init checkpoints/p6/long80.pt --threads 1
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase7_tta \
     --tta-flip --init checkpoints/p7/b.pt --threads 1
+
+# CK+48 transfer, a later session: variants from phase 3 on the benchmark's folds (FER head
+# rows kept, contempt from neutral's; members from phases 3, 5a and 2; a lower peak lr; five
+# networks per fold), then the chosen recipe (five networks, flips) and training from scratch
+# through the shared harness: CNNClassifier in classicfer.evaluation.evaluate, the folds of
+# `classicfer evaluate --protocol subject-kfold`; report folders in
+# results/ckplus48/subject-kfold/cnn-*. P3 is phase 3's checkpoint (rebuilt above).
+P3=checkpoints/fer2013-cnn-grow/best.pt
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta_head \
+    --tta-flip --head-from-fer --head-alias contempt=neutral --init $P3 --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_mixed_tta_m3 \
+    --tta-flip --members 3 --init $P3 --init checkpoints/fer2013-cnn-swa-a/best.pt \
+    --init checkpoints/fer2013-cnn-phase2/best.pt --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --lr 5e-4 \
+    --tag _e14_phase3_tta_lr5e-4 --tta-flip --init $P3 --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta_m5 \
+    --tta-flip --members 5 --init $P3 --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta_m5 \
+    --harness --tta-flip --members 5 --init $P3 --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm scratch --epochs 14 --tag _e14 --harness --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta \
+    --harness --tta-flip --init $P3 --threads 1
