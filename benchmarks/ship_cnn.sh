@@ -209,3 +209,5 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phas
 $PY benchmarks/cnn_ckplus_transfer.py --arm scratch --epochs 14 --tag _e14 --harness --threads 1
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta \
     --harness --tta-flip --init $P3 --threads 1
+$PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta_m3 \
+    --harness --tta-flip --members 3 --init $P3 --threads 1
