@@ -211,3 +211,6 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phas
     --harness --tta-flip --init $P3 --threads 1
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta_m3 \
     --harness --tta-flip --members 3 --init $P3 --threads 1
+# The comparison tables: results/README.md and README.md's results block.
+classicfer compare results
+$PY benchmarks/readme_results.py
