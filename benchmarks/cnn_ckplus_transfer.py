@@ -72,11 +72,12 @@ def main(argv=None):
     from classicfer.cnn_head.train import to_tensor
     from classicfer.datasets import load_dataset
 
-    cmd = "python benchmarks/cnn_ckplus_transfer.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
+    cmd_args = ["python", "benchmarks/cnn_ckplus_transfer.py",
+                *(argv if argv is not None else sys.argv[1:])]
+    cmd = " ".join(cmd_args)
     ds = load_dataset(args.data)
     if args.harness:
-        return run_harness(args, cmd, ds)
+        return run_harness(args, cmd_args, ds)
     classes = ds.classes
     y = np.array([classes.index(c) for c in ds.labels])
     groups = np.asarray(ds.subjects)
@@ -130,8 +131,9 @@ def run(args, cmd, x, y, groups, classes, res_dir):
 
     from classicfer.cnn_head.train import fit, predict_logits
 
-    starts = [start_from(path, classes, args) for path in args.init] \
+    starts = [member_start(path, classes, args) for path in args.init] \
         if args.arm == "transfer" else [(None, None, {})]
+    lr = args.lr or (1e-3 if args.arm == "transfer" else 3e-3)
     cv = StratifiedGroupKFold(n_splits=10, shuffle=True, random_state=0)
     pred = np.full(len(y), -1)
     fold_acc, t_cpu, t0 = [], time.process_time(), time.time()
@@ -141,7 +143,7 @@ def run(args, cmd, x, y, groups, classes, res_dir):
         for m in range(args.members):
             init_state, norm, config = starts[m % len(starts)]
             res = fit(x[tr], y[tr], None, None, classes=classes, epochs=args.epochs,
-                      batch_size=32, lr=args.lr or (1e-3 if args.arm == "transfer" else 3e-3),
+                      batch_size=32, lr=lr,
                       seed=args.seed + k + 1000 * m, init_state=init_state, norm=norm,
                       model_config=config, freeze_epochs=1 if args.arm == "transfer" else 0,
                       threads=args.threads, progress=False, log=lambda m: None)
@@ -153,7 +155,7 @@ def run(args, cmd, x, y, groups, classes, res_dir):
         print(f"[{time.strftime('%H:%M:%S')}] {args.arm} fold {k + 1}/10: "
               f"acc {fold_acc[-1]:.4f} ({len(te)} images, {len(set(groups[te]))} subjects)",
               flush=True)
-    out = {"arm": args.arm + args.tag, "lr": args.lr or (1e-3 if args.arm == "transfer" else 3e-3), "command": cmd, "epochs": args.epochs, "seed": args.seed,
+    out = {"arm": args.arm + args.tag, "lr": lr, "command": cmd, "epochs": args.epochs, "seed": args.seed,
            "tta_flip": args.tta_flip, "members": args.members,
            "init": (", ".join(args.init) if args.arm == "transfer" else None),
            "head_from_fer": args.head_from_fer, "head_alias": args.head_alias,
@@ -172,7 +174,7 @@ def run(args, cmd, x, y, groups, classes, res_dir):
                                           "pooled_macro_f1", "cpu_s")}))
 
 
-def run_harness(args, cmd, ds):
+def run_harness(args, cmd_args, ds):
     """The arm through classicfer's evaluation harness (same folds as ``classicfer evaluate
     --protocol subject-kfold``); writes the usual report folder."""
     if len(args.init) > 1 or args.head_from_fer or args.align_margin is not None:
@@ -194,19 +196,19 @@ def run_harness(args, cmd, ds):
     res.notes.append(f"{how}; {args.epochs} epochs per fold, {args.members} network(s) per fold"
                      + (", flip-averaged at test time" if args.tta_flip else ""))
     out = report_dir(ROOT / "results", res)
-    m = write_report(res, ds, out, command=cmd.split())
+    m = write_report(res, ds, out, command=cmd_args)
     print(f"{name}: accuracy {m['accuracy']:.4f} {m['accuracy_ci95']}, macro-F1 "
           f"{m['macro_f1']:.4f}; report: {out}")
 
 
-def start_from(path, classes, args):
+def member_start(path, classes, args):
     """(state dict without or with a mapped head, FER-2013 normalisation, model config)."""
     import torch
 
-    from classicfer.cnn_head.train import load_checkpoint
+    from classicfer.cnn_head.train import load_checkpoint, start_from
 
     _, ck = load_checkpoint(path)
-    state = {k: v for k, v in ck["model"].items() if not k.startswith("head.")}
+    state, norm, config = start_from(ck)  # no head
     if args.head_from_fer:
         alias = dict(a.split("=", 1) for a in args.head_alias)
         fer = list(ck["classes"])
@@ -220,8 +222,7 @@ def start_from(path, classes, args):
             if src in fer:
                 hw[i], hb[i] = w[fer.index(src)], b[fer.index(src)]
         state["head.weight"], state["head.bias"] = hw, hb
-    config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
-    return state, (ck["mean"], ck["std"]), config
+    return state, norm, config
 
 
 if __name__ == "__main__":

@@ -48,17 +48,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.threads = threads
 
     def fit(self, X, y):
-        from .train import fit, load_checkpoint, to_tensor
+        from .train import fit, load_checkpoint, start_from, to_tensor
 
         x = to_tensor(X)
         self.classes_ = np.unique(np.asarray(y))
         yi = np.searchsorted(self.classes_, np.asarray(y))
         init_state, norm, config, freeze = None, None, {"widths": tuple(self.widths)}, 0
-        if self.init is not None:
-            _, ck = load_checkpoint(self.init)
-            init_state = {k: v for k, v in ck["model"].items() if not k.startswith("head.")}
-            norm = (ck["mean"], ck["std"])
-            config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
+        if self.init is not None:  # always a new head
+            init_state, norm, config = start_from(load_checkpoint(self.init)[1])
             freeze = self.freeze_epochs
         lr = self.lr or (1e-3 if self.init is not None else 3e-3)
         self.models_ = []

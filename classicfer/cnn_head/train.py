@@ -403,6 +403,20 @@ def load_checkpoint(path):
     return model, ck
 
 
+def start_from(ck, classes=None):
+    """(initial state, (mean, std), model config) to continue or fine-tune checkpoint ``ck``.
+
+    The head is kept only when ``classes`` equals the checkpoint's class list; otherwise it
+    is left out and ``fit`` starts a fresh one (transfer learning). The configuration has
+    no ``n_classes`` (``fit`` sets it from its own classes).
+    """
+    state = ck["model"]
+    if classes is None or list(ck["classes"]) != list(classes):
+        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
+    return state, (ck["mean"], ck["std"]), config
+
+
 def ensemble_logits(paths, *xs, classes=None, flip: bool = True, each=None):
     """Mean logits of the checkpoints ``paths`` on each of ``xs`` (e.g. a distillation teacher).
 
@@ -472,14 +486,10 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
     y = np.array([classes.index(c) for c in ds.labels])
     tr, va, te = split_for_training(ds, seed=fit_kwargs.get("seed", 0))
     init_state = None
-    if init_from:
-        _, ck = load_checkpoint(init_from)
-        init_state = ck["model"]
-        if list(ck["classes"]) != list(classes):  # other classes: a fresh head
-            init_state = {k: v for k, v in init_state.items() if not k.startswith("head.")}
-        fit_kwargs.setdefault("model_config", {k: v for k, v in ck["config"].items()
-                                               if k != "n_classes"})
-        fit_kwargs.setdefault("norm", (ck["mean"], ck["std"]))
+    if init_from:  # other classes: a fresh head
+        init_state, norm, config = start_from(load_checkpoint(init_from)[1], classes)
+        fit_kwargs.setdefault("model_config", config)
+        fit_kwargs.setdefault("norm", norm)
     out = Path(out_dir)
     t_cpu = time.process_time()
     x_tr = to_tensor(ds.images[tr])
