@@ -61,11 +61,17 @@ def main(argv=None):
                          "evaluation.evaluate with the CNN as a scikit-learn classifier, "
                          "protocol subject-kfold: the folds of the classical rows) and write "
                          "its report folder under results/ckplus48/subject-kfold/")
+    ap.add_argument("--fold-seed", type=int, default=0,
+                    help="with --harness, the seed of the harness's fold splitter (and "
+                         "bootstrap); 0 is the partition of the classical rows, other seeds "
+                         "repeat the cross-validation on other partitions")
     ap.add_argument("--render-only", action="store_true",
                     help="rewrite ckplus_transfer.md from the JSON files without training")
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
     args = ap.parse_args(argv)
     args.init = args.init or [str(ROOT / "checkpoints/fer2013-cnn-phase2/best.pt")]
+    if args.fold_seed and not args.harness:
+        ap.error("--fold-seed goes with --harness (the benchmark's own folds use seed 0)")
     if any("=" not in a for a in args.head_alias):
         ap.error("--head-alias takes CK=FER, e.g. contempt=neutral")
 
@@ -189,12 +195,13 @@ def run_harness(args, cmd_args, ds):
                         members=args.members, tta_flip=args.tta_flip, seed=args.seed,
                         threads=args.threads)
     name = f"cnn-{args.arm}{args.tag}"
-    res = evaluate(est, ds, "subject-kfold", name=name,
+    res = evaluate(est, ds, "subject-kfold", name=name, seed=args.fold_seed,
                    progress=lambda it: tqdm(it, desc="folds", unit="fold"))
     how = (f"fine-tuned from the FER-2013 checkpoint {args.init[0]} (new head, one head-only "
            "epoch, then all layers)" if transfer else "trained from scratch")
     res.notes.append(f"{how}; {args.epochs} epochs per fold, {args.members} network(s) per fold"
-                     + (", flip-averaged at test time" if args.tta_flip else ""))
+                     + (", flip-averaged at test time" if args.tta_flip else "")
+                     + (f"; fold seed {args.fold_seed}" if args.fold_seed else ""))
     out = report_dir(ROOT / "results", res)
     m = write_report(res, ds, out, command=cmd_args)
     print(f"{name}: accuracy {m['accuracy']:.4f} {m['accuracy_ci95']}, macro-F1 "

@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -54,6 +57,7 @@ def render(results: Path) -> str:
     for ds, proto, _, model, m, ci, fold_txt, rel in rows:
         lines.append(f"| {ds} / {proto} | [{model}]({rel}/) | {_pct(m.get('accuracy'))} | "
                      f"{_pct(ci[0])}–{_pct(ci[1])} | {fold_txt} | {_pct(m.get('macro_f1'))} |")
+    lines += _repeated(rows)
     lines += _ckplus_cnn(results / "cnn")
     lat = results / "latency.json"
     if lat.is_file():
@@ -70,6 +74,33 @@ def render(results: Path) -> str:
                   f"{cpu.get('p95_ms', float('nan')):.1f} ms CPU"
                   + (f"; load average {load[0]:.1f} when measured" if load else "") + "."]
     return "\n".join(lines) + "\n"
+
+
+def _repeated(rows) -> list[str]:
+    """A sentence per dataset/protocol on models cross-validated over several fold seeds
+    (report folders ``<model>`` for seed 0 and ``<model>_fs<seed>`` for the others, as
+    ``classicfer evaluate --seed`` and ``cnn_ckplus_transfer.py --fold-seed`` write them)."""
+    groups = {}
+    for ds, proto, _, model, m, *_ in rows:
+        base = re.sub(r"_fs\d+$", "", model)
+        seed = m.get("seed", 0)
+        if (m.get("n_folds") or 1) > 1 and (base == model) == (seed == 0):
+            groups.setdefault((ds, proto), {}).setdefault(base, {})[seed] = m["accuracy"]
+    out = []
+    for (ds, proto), models in sorted(groups.items()):
+        parts = []
+        for base, acc in sorted(models.items(), key=lambda kv: -np.mean(list(kv[1].values()))):
+            if len(acc) < 2:
+                continue
+            seeds = sorted(acc)
+            parts.append(f"{base} {_pct(np.mean([acc[s] for s in seeds]))} % (seeds "
+                         f"{', '.join(map(str, seeds))}: "
+                         f"{', '.join(_pct(acc[s]) for s in seeds)})")
+        if parts:
+            out += ["", f"{ds} / {proto} cross-validated again on other partitions (the "
+                        "splitter's seed; seed 0 is the table's partition, rows `*_fs<seed>` "
+                        "the others), mean pooled accuracy: " + "; ".join(parts) + "."]
+    return out
 
 
 def _ckplus_cnn(folder: Path) -> list[str]:

@@ -211,6 +211,17 @@ $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phas
     --harness --tta-flip --init $P3 --threads 1
 $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --tag _e14_phase3_tta_m3 \
     --harness --tta-flip --members 3 --init $P3 --threads 1
+# The same five-network recipe (fixed beforehand) and the best classical CK+48 model,
+# cross-validated again on four other partitions of the harness (splitter seeds 1-4; seed 0
+# is the partition above): report folders *_fs1, *_fs2, summarised in README's results block.
+for FS in 1 2 3 4; do
+  $PY benchmarks/cnn_ckplus_transfer.py --arm transfer --epochs 14 --harness --tta-flip \
+      --members 5 --init $P3 --threads 1 --fold-seed $FS --tag _e14_phase3_tta_m5_fs$FS
+  classicfer evaluate --data ../shared/datasets/ckplus48 --protocol subject-kfold --seed $FS \
+      --features hog+landmarks --classifier svm --param pca=100 --param C=10 \
+      --param align=eyes --param align_margin=-0.1 --flip \
+      --name aligned-hog+landmarks-svm_fs$FS -q
+done
 # The comparison tables: results/README.md and README.md's results block.
 classicfer compare results
 $PY benchmarks/readme_results.py
