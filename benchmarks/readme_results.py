@@ -7,7 +7,9 @@ Usage (from the project root):
 Reads every ``results/<dataset>/<protocol>/<model>/metrics.json`` written by
 ``classicfer evaluate``, ``results/cnn/ckplus_*.json`` written by
 ``benchmarks/cnn_ckplus_transfer.py`` and ``results/latency.json`` written by
-``benchmarks/latency.py``, and replaces the text between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+``benchmarks/latency.py`` (models cross-validated on several fold partitions, report
+folders ``<model>`` and ``<model>_fs<seed>``, also get their mean over the seeds), and
+replaces the text between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ def _repeated(rows) -> list[str]:
     for ds, proto, _, model, m, *_ in rows:
         base = re.sub(r"_fs\d+$", "", model)
         seed = m.get("seed", 0)
-        if (m.get("n_folds") or 1) > 1 and (base == model) == (seed == 0):
+        if (m.get("n_folds") or 1) > 1 and model == (f"{base}_fs{seed}" if seed else base):
             groups.setdefault((ds, proto), {}).setdefault(base, {})[seed] = m["accuracy"]
     out = []
     for (ds, proto), models in sorted(groups.items()):
