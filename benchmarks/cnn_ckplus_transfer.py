@@ -75,7 +75,7 @@ def main(argv=None):
     if any("=" not in a for a in args.head_alias):
         ap.error("--head-alias takes CK=FER, e.g. contempt=neutral")
 
-    from classicfer.cnn_head.train import to_tensor
+    from classicfer.cnn_head.train import default_lr, to_tensor
     from classicfer.datasets import load_dataset
 
     cmd_args = ["python", "benchmarks/cnn_ckplus_transfer.py",
@@ -115,7 +115,7 @@ def main(argv=None):
              ("| arm | epochs/fold | peak lr | mean fold acc (± std) | pooled acc | "
               "pooled macro-F1 | CPU s |"), "|---|---|---|---|---|---|---|"]
     for a, r in arms.items():
-        lines.append(f"| {a} | {r['epochs']} | {r.get('lr', 1e-3 if 'transfer' in a else 3e-3):g} "
+        lines.append(f"| {a} | {r['epochs']} | {r.get('lr', default_lr('transfer' in a)):g} "
                      f"| {r['mean_fold_accuracy']:.4f} ± "
                      f"{r['std_fold_accuracy']:.4f} | {r['pooled_accuracy']:.4f} | "
                      f"{r['pooled_macro_f1']:.4f} | {r['cpu_s']:.0f} |")
@@ -135,11 +135,11 @@ def run(args, cmd, x, y, groups, classes, res_dir):
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import StratifiedGroupKFold
 
-    from classicfer.cnn_head.train import fit, predict_logits
+    from classicfer.cnn_head.train import default_lr, fit, predict_logits
 
     starts = [member_start(path, classes, args) for path in args.init] \
         if args.arm == "transfer" else [(None, None, {})]
-    lr = args.lr or (1e-3 if args.arm == "transfer" else 3e-3)
+    lr = args.lr or default_lr(args.arm == "transfer")
     cv = StratifiedGroupKFold(n_splits=10, shuffle=True, random_state=0)
     pred = np.full(len(y), -1)
     fold_acc, t_cpu, t0 = [], time.process_time(), time.time()

@@ -48,7 +48,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.threads = threads
 
     def fit(self, X, y):
-        from .train import fit, load_checkpoint, start_from, to_tensor
+        from .train import default_lr, fit, load_checkpoint, start_from, to_tensor
 
         x = to_tensor(X)
         self.classes_ = np.unique(np.asarray(y))
@@ -57,7 +57,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if self.init is not None:  # always a new head
             init_state, norm, config = start_from(load_checkpoint(self.init)[1])
             freeze = self.freeze_epochs
-        lr = self.lr or (1e-3 if self.init is not None else 3e-3)
+        lr = self.lr or default_lr(self.init is not None)
         self.models_ = []
         for m in range(self.members):
             res = fit(x, yi, None, None, classes=[str(c) for c in self.classes_],

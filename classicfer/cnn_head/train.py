@@ -403,6 +403,11 @@ def load_checkpoint(path):
     return model, ck
 
 
+def default_lr(transfer: bool) -> float:
+    """Peak learning rate when none is given: 1e-3 to fine-tune a checkpoint, 3e-3 from scratch."""
+    return 1e-3 if transfer else 3e-3
+
+
 def start_from(ck, classes=None):
     """(initial state, (mean, std), model config) to continue or fine-tune checkpoint ``ck``.
 
