@@ -222,6 +222,15 @@ for FS in 1 2 3 4; do
       --param align=eyes --param align_margin=-0.1 --flip \
       --name aligned-hog+landmarks-svm_fs$FS -q
 done
+# The CNN and the aligned SVM combined (p_CNN^(1-w) p_SVM^w), w chosen per outer fold by a
+# 3-fold subject-grouped inner CV on that fold's training subjects only; the outer scores
+# are the report folders above. Seeds 0-4, fixed before any fused result was seen.
+for FS in 0 1 2 3 4; do
+  S=""; [ "$FS" != 0 ] && S="_fs$FS"
+  $PY benchmarks/ckplus_cnn_svm_fusion.py --init $P3 --threads 1 \
+      --cnn results/ckplus48/subject-kfold/cnn-transfer_e14_phase3_tta_m5$S \
+      --svm results/ckplus48/subject-kfold/aligned-hog+landmarks-svm$S
+done
 # The comparison tables: results/README.md and README.md's results block.
 classicfer compare results
 $PY benchmarks/readme_results.py
