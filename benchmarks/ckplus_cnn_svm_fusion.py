@@ -186,7 +186,7 @@ def main(argv=None):
         fold_of[te] = k
     if not (np.array_equal(fold_of, f_cnn) and np.array_equal(fold_of, f_svm)):
         sys.exit("the folders' folds are not the harness's subject-kfold folds for their seed")
-    name = args.name or ("fusion-cnn_m5+aligned-svm" + (f"_fs{seed}" if seed else ""))
+    name = args.name = args.name or ("fusion-cnn_m5+aligned-svm" + (f"_fs{seed}" if seed else ""))
 
     # The SVM's features are stateless (as in the harness): computed once per image.
     feat = make_pipeline("hog+landmarks", "svm", SVM_PARAMS).steps[0][1]
