@@ -150,6 +150,8 @@ def main(argv=None):
         start, stop, step = (float(v) for v in args.weights.split(":"))
     except ValueError:
         ap.error("--weights takes START:STOP:STEP, e.g. 0:0.5:0.05")
+    if step <= 0 or stop < start:
+        ap.error("--weights needs STEP > 0 and STOP >= START, e.g. 0:0.5:0.05")
     weights = np.round(np.arange(start, stop + step / 2, step), 6)
     if not len(weights) or weights.min() < 0 or weights.max() > 1:
         ap.error("--weights must lie in [0, 1]")
@@ -159,10 +161,13 @@ def main(argv=None):
     from tqdm.auto import tqdm
 
     from classicfer.datasets import load_dataset
-    from classicfer.evaluation import report_dir, write_report
-    from classicfer.evaluation._harness import EvaluationResult
-    from classicfer.evaluation._metrics import classification_metrics
-    from classicfer.evaluation._protocols import subject_kfold
+    from classicfer.evaluation import (
+        EvaluationResult,
+        classification_metrics,
+        report_dir,
+        subject_kfold,
+        write_report,
+    )
     from classicfer.evaluation._report import manifest_hash
     from classicfer.labels import label_order
     from classicfer.models import make_pipeline
