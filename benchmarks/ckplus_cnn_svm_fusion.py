@@ -35,7 +35,6 @@ interrupted run continues where it stopped. The report folder
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -70,31 +69,24 @@ def choose_weight(p_cnn, p_svm, y, weights):
 
 def read_folder(folder, labels, n_rows):
     """(scores (n_rows, L) in ``labels`` order, fold per row, run.json, metrics.json)."""
+    from classicfer.evaluation import read_predictions
+
     folder = Path(folder)
     for f in ("predictions.csv", "run.json", "metrics.json"):
         if not (folder / f).is_file():
             sys.exit(f"{folder}: no {f} (not a harness report folder)")
     run = json.loads((folder / "run.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
+    pr = read_predictions(folder)
+    if pr["proba"] is None or not set(labels) <= set(pr["labels"]):
+        sys.exit(f"{folder}: predictions.csv does not score every class")
     scores = np.full((n_rows, len(labels)), np.nan)
     fold = np.full(n_rows, -1)
-    with open(folder / "predictions.csv", newline="") as fh:
-        for r in csv.DictReader(fh):
-            i = int(r["row"])
-            scores[i] = [float(r[f"score_{c}"]) for c in labels]
-            fold[i] = int(r["fold"])
+    scores[pr["row"]] = pr["proba"][:, [pr["labels"].index(c) for c in labels]]
+    fold[pr["row"]] = pr["fold"]
     if np.isnan(scores).any():
-        sys.exit(f"{folder}: predictions.csv does not score every row with every class")
+        sys.exit(f"{folder}: predictions.csv does not score every row")
     return scores, fold, run, metrics
-
-
-def _aligned(est, proba, labels):
-    classes = [str(c) for c in est.classes_]
-    out = np.zeros((len(proba), len(labels)))
-    for j, c in enumerate(labels):
-        if c in classes:
-            out[:, j] = proba[:, classes.index(c)]
-    return np.round(out, 6)
 
 
 def inner_oof(k, tr, images, feats, feats_m, y, subjects, labels, args, seed):
@@ -102,6 +94,7 @@ def inner_oof(k, tr, images, feats, feats_m, y, subjects, labels, args, seed):
     from sklearn.model_selection import StratifiedGroupKFold
 
     from classicfer.cnn_head.estimator import CNNClassifier
+    from classicfer.evaluation._harness import _scores
     from classicfer.models import make_pipeline
 
     cache = Path(args.cache) / f"{args.name}_fold{k}.npz"
@@ -117,10 +110,10 @@ def inner_oof(k, tr, images, feats, feats_m, y, subjects, labels, args, seed):
         a, b = tr[itr], tr[ite]
         cnn = CNNClassifier(init=args.init, epochs=args.epochs, members=1, tta_flip=True,
                             seed=0, threads=args.threads).fit(images[a], y[a])
-        p_cnn[ite] = _aligned(cnn, cnn.predict_proba(images[b]), labels)
+        p_cnn[ite] = np.round(_scores(cnn, images[b], labels)[0], 6)  # as in the CSVs
         head = make_pipeline("hog+landmarks", "svm", SVM_PARAMS)[1:]
         head.fit(np.concatenate([feats[a], feats_m[a]]), np.concatenate([y[a], y[a]]))
-        p_svm[ite] = _aligned(head, head.predict_proba(feats[b]), labels)
+        p_svm[ite] = np.round(_scores(head, feats[b], labels)[0], 6)
     seconds = time.perf_counter() - t0
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, rows=tr, cnn=p_cnn, svm=p_svm, seconds=seconds)
@@ -168,6 +161,7 @@ def main(argv=None):
         subject_kfold,
         write_report,
     )
+    from classicfer.evaluation._harness import _mirror
     from classicfer.evaluation._report import manifest_hash
     from classicfer.labels import label_order
     from classicfer.models import make_pipeline
@@ -197,7 +191,7 @@ def main(argv=None):
     feat = make_pipeline("hog+landmarks", "svm", SVM_PARAMS).steps[0][1]
     images = np.asarray(ds.images)
     feats = feat.transform(images)
-    feats_m = feat.transform(np.ascontiguousarray(images[:, :, ::-1]))
+    feats_m = feat.transform(_mirror(images))
     y_idx = np.array([labels.index(c) for c in y_all])
 
     proba = np.zeros((len(ds), len(labels)))

@@ -16,7 +16,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,11 @@ from _classical_common import run_record, write_json
 
 
 def load(folder: Path):
-    with open(folder / "predictions.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
-    classes = [k[len("score_"):] for k in rows[0] if k.startswith("score_")]
-    paths = [Path(r["path"]).name for r in rows]
-    P = np.array([[float(r[f"score_{c}"]) for c in classes] for r in rows])
-    y = np.array([r["true"] for r in rows])
-    return dict(zip(paths, range(len(paths)))), classes, P, y
+    from classicfer.evaluation import read_predictions
+
+    pr = read_predictions(folder)
+    paths = [Path(p).name for p in pr["path"]]
+    return dict(zip(paths, range(len(paths)))), pr["labels"], pr["proba"], pr["true"]
 
 
 def main(argv=None):

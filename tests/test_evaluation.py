@@ -19,6 +19,7 @@ from classicfer.evaluation import (
     bootstrap_accuracy_ci,
     classification_metrics,
     evaluate,
+    read_predictions,
     subject_kfold,
     top_confusions,
     write_report,
@@ -260,6 +261,11 @@ def test_report_folder_has_every_file_and_valid_pngs(fer, tmp_path):
     preds = (out / "predictions.csv").read_text().splitlines()
     assert preds[0].startswith("path,true,pred,confidence,fold,row") and \
         len(preds) == len(res.y_true) + 1
+    back = read_predictions(out)  # the reader beside the writer: the same predictions
+    assert back["labels"] == list(res.labels)
+    assert np.array_equal(back["pred"], res.y_pred) and np.array_equal(back["row"], res.rows)
+    assert np.array_equal(back["fold"], res.fold) and np.array_equal(back["true"], res.y_true)
+    assert np.allclose(back["proba"], res.proba, atol=5e-7)
     run = json.loads((out / "run.json").read_text())
     assert run["seed"] == 0 and run["command"] == ["classicfer", "evaluate"]
     assert len(run["dataset"]["manifest_sha256"]) == 64

@@ -34,13 +34,19 @@ from ._protocols import (
                        leave_one_subject_out,
                        subject_kfold,
 )
-from ._report import REPORT_FILES, confusions_markdown, report_dir, write_report
+from ._report import (
+                       REPORT_FILES,
+                       confusions_markdown,
+                       read_predictions,
+                       report_dir,
+                       write_report,
+)
 
 __all__ = [
     "PROTOCOLS", "REPORT_FILES", "EvaluationResult", "ModelSpec", "PrefitClassifier",
     "applicable_protocols", "bootstrap_accuracy_ci", "check_protocol", "classification_metrics",
     "compare_markdown", "confusions_markdown", "default_protocol", "evaluate", "fold_summary",
     "leave_one_subject_out", "load_deployed", "load_runs", "model_from_estimator",
-    "model_from_path", "model_from_spec", "report_dir", "spec_name", "subject_kfold",
-    "top_confusions", "write_compare", "write_report",
+    "model_from_path", "model_from_spec", "read_predictions", "report_dir", "spec_name",
+    "subject_kfold", "top_confusions", "write_compare", "write_report",
 ]

@@ -110,6 +110,28 @@ def _write_csv(path, header, rows) -> None:
         w.writerows(rows)
 
 
+def read_predictions(out_dir) -> dict:
+    """The ``predictions.csv`` of a report folder written by :func:`write_report`.
+
+    Returns a dict of arrays, one entry per test prediction: ``path``, ``true``, ``pred``
+    (str), ``fold``, ``row`` (int; ``row`` indexes the dataset as loaded), and
+    ``labels`` (the class order of the score columns) with ``proba`` (N, len(labels)),
+    or None when the run had no scores. Scores were written with 6 decimals.
+    """
+    with open(Path(out_dir) / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0]) if rows else []
+    labels = [k[len("score_"):] for k in fields if k.startswith("score_")]
+    return {"path": np.array([r["path"] for r in rows]),
+            "true": np.array([r["true"] for r in rows]),
+            "pred": np.array([r["pred"] for r in rows]),
+            "fold": np.array([int(r["fold"]) for r in rows], dtype=int),
+            "row": np.array([int(r["row"]) for r in rows], dtype=int),
+            "labels": labels,
+            "proba": (np.array([[float(r[f"score_{c}"]) for c in labels] for r in rows])
+                      if labels else None)}
+
+
 def _pct(x) -> str:
     return f"{100 * x:.1f} %"
 
