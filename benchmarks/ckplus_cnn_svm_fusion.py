@@ -26,6 +26,10 @@ manifest, the splitter seed and the folds; nothing else is refitted on the outer
 Scores there are rounded to 6 decimals, so every probability is clipped at 1e-6 (inner ones
 are rounded the same way) before taking logs.
 
+``run.json`` also holds ``test_fold_weight_scan``: the accuracy of each candidate w applied
+to every test fold. It is there for scale only (choosing w from it would be selection on
+the test folds) and is not the result.
+
 Inner out-of-fold probabilities are cached per fold under ``--cache`` (gitignored), so an
 interrupted run continues where it stopped. The report folder
 ``results/ckplus48/subject-kfold/<name>`` is written by the harness's ``write_report``
@@ -246,8 +250,16 @@ def main(argv=None):
         subjects=subjects, seed=seed, splitter=splitter, model_description=desc, cpu=cpu,
         selection=selection, selected_params={"w_per_fold": chosen}, notes=[note])
     out = report_dir(Path(args.results), res)
+    # For scale only: each candidate w applied to every test fold. Choosing w from this
+    # would be selection on the test folds, so it is recorded apart from the result.
+    scan = {f"{w:g}": float(np.mean(fuse(s_cnn, s_svm, w).argmax(1) == y_idx))
+            for w in weights}
     m = write_report(res, ds, out, command=["python", "benchmarks/ckplus_cnn_svm_fusion.py",
-                                            *(argv if argv is not None else sys.argv[1:])])
+                                            *(argv if argv is not None else sys.argv[1:])],
+                     extra_run={"test_fold_weight_scan": {
+                         "note": "accuracy with one w for every test fold; for scale only "
+                                 "(picking w here would be selection on the test folds)",
+                         "accuracy": scan}})
     print(f"{name}: accuracy {m['accuracy']:.4f} {m['accuracy_ci95']}, macro-F1 "
           f"{m['macro_f1']:.4f} (CNN alone {m_cnn['accuracy']:.4f}, SVM alone "
           f"{m_svm['accuracy']:.4f}); report: {out}")
