@@ -72,6 +72,10 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, aug: dict) -> torch.Ten
               ((xx - cx.view(n, 1, 1)).abs() < ew.view(n, 1, 1) / 2) & sel.view(n, 1, 1)
         fill = torch.rand(n, generator=gen).view(n, 1, 1)
         out = torch.where(box.unsqueeze(1), fill.unsqueeze(1), out)
+    if aug.get("corrupt", 0.0) > 0:
+        from ._corrupt import corrupt_batch
+
+        out = corrupt_batch(out, gen, aug["corrupt"])
     return out
 
 
@@ -105,14 +109,18 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
         freeze_epochs: int = 0, resume: bool = False, stop_after: int | None = None,
         grow: bool = False, swa: bool = False, teacher_logits=None,
         distill: float = 0.0, distill_temperature: float = 2.0,
-        threads: int | None = None,
+        threads: int | None = None, class_weight=None,
         progress: bool = True, log=print, norm: tuple | None = None) -> dict:
     """Train a :class:`FerNet` and return the best model (on ``x_val``) and its history.
 
     Parameters
     ----------
     x_train, x_val : (N, H, W) uint8 arrays or (N, 1, H, W) float tensors in [0, 1]
-    y_train, y_val : int arrays of class indices into ``classes``
+    y_train : int array of class indices into ``classes``, or an (N, n_classes) float array
+        of target distributions (e.g. FER+ annotators' votes; Barsoum et al. 2016's
+        "probability" mode: cross-entropy against the distribution).
+    y_val : int array of class indices into ``classes``
+    class_weight : (n_classes,) weights of the classes in the loss, or None.
     epochs : total number of epochs of the one-cycle (warm-up + cosine) schedule.
     out_dir : folder for ``last.pt`` (resumable), ``best.pt`` and ``history.jsonl``.
     init_state : a state dict to start from (transfer learning); a head of a different
@@ -147,7 +155,11 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     set_threads(threads)
     aug = dict(DEFAULT_AUG if aug is None else aug)
     xt = x_train if isinstance(x_train, torch.Tensor) else to_tensor(x_train)
-    yt = torch.as_tensor(np.asarray(y_train), dtype=torch.long)
+    targets, yt = _targets(y_train, len(classes))
+    weight = None if class_weight is None else torch.as_tensor(
+        np.asarray(class_weight, dtype=np.float32))
+    if weight is not None and (weight.shape != (len(classes),) or float(weight.min()) <= 0):
+        raise ConfigError(f"class_weight must hold {len(classes)} positive numbers")
     has_val = x_val is not None and len(x_val) > 0
     if has_val:
         xv = x_val if isinstance(x_val, torch.Tensor) else to_tensor(x_val)
@@ -286,7 +298,8 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
             xb = ((xb - mean) / std).contiguous(memory_format=torch.channels_last)
             yb = yt[idx]
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb, label_smoothing=label_smoothing)
+            loss = F.cross_entropy(logits, yb if targets is None else targets[idx],
+                                   weight=weight, label_smoothing=label_smoothing)
             if soft is not None:
                 t = distill_temperature
                 kd = F.kl_div(F.log_softmax(logits / t, dim=1), soft[idx],
@@ -343,6 +356,20 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     model.eval()
     return {"model": model, "best_epoch": best_epoch, "best_val_acc": best_acc if has_val else None,
                 "history": history, "mean": mean, "std": std, "classes": list(classes), "config": config}
+
+
+def _targets(y, n_classes):
+    """(soft targets or None, class indices) of integer labels or (N, C) distributions."""
+    arr = np.asarray(y)
+    if arr.ndim == 2:
+        if arr.shape[1] != n_classes:
+            raise DataError(f"target distributions with {arr.shape[1]} columns for "
+                            f"{n_classes} classes")
+        if (arr < 0).any() or not np.allclose(arr.sum(axis=1), 1.0, atol=1e-3):
+            raise DataError("target distributions must be non-negative rows summing to 1")
+        soft = torch.as_tensor(arr, dtype=torch.float32)
+        return soft, soft.argmax(1)
+    return None, torch.as_tensor(arr, dtype=torch.long)
 
 
 def _swa_update(averaged, model, x_bn, mean, std, batch_size):

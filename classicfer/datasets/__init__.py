@@ -6,6 +6,8 @@ Formats (``--format`` names), detected from the path unless forced:
 fer2013-folder     ``train/<class>/Training_*.jpg``, ``test/<class>/Public|PrivateTest_*.jpg``
 fer2013-csv        ``fer2013.csv`` (``emotion,pixels,Usage``), or a folder holding it
 ckplus48           ``<class>/S###_###_########.png``
+ferplus            ``FER2013Train|Valid|Test/fer<row>.png`` + ``label.csv`` (10 annotators'
+                   votes), or ``fer2013new.csv`` beside ``fer2013.csv``
 ckplus             original CK+ release: ``cohn-kanade-images/`` + ``Emotion/``
 jaffe              ``KA.AN1.39.tiff`` files
 affectnet          ``Manually_Annotated_*`` or ``train_set``/``val_set`` layouts, or a CSV
@@ -34,6 +36,14 @@ from ._fer2013 import (
     load_fer2013_csv,
     load_fer2013_folder,
 )
+from ._ferplus import (
+    VOTE_COLUMNS,
+    VOTE_EMOTIONS,
+    ferplus_layout,
+    load_ferplus,
+    majority_vote,
+    vote_distribution,
+)
 from ._folder import (
     LABEL_COLUMNS,
     PATH_COLUMNS,
@@ -50,6 +60,7 @@ LOADERS = {
     "fer2013-csv": load_fer2013_csv,
     "ckplus48": load_ckplus48,
     "ckplus": load_ckplus,
+    "ferplus": load_ferplus,
     "jaffe": load_jaffe,
     "affectnet": load_affectnet,
     "imagefolder": load_image_folder,
@@ -94,11 +105,15 @@ def detect_format(path) -> str:
         raise DataError(f"{path}: no such file or directory")
     if os.path.isfile(path):
         if path.lower().endswith(".csv"):
+            if os.path.basename(path).lower() == "fer2013new.csv":
+                return "ferplus"
             return _csv_format(path)
         raise DataError(f"{path}: is a file; expected a dataset folder or a .csv file")
     dirs, files = list_dirs(path), list_files(path)
     if not dirs and not files:
         raise DataError(f"{path}: folder is empty")
+    if ferplus_layout(path) or "fer2013new.csv" in files:
+        return "ferplus"
     if find_ckplus_dirs(path) is not None:
         return "ckplus"
     if affectnet_layout(path) is not None:
@@ -135,7 +150,7 @@ def resolve_format(format: str | None, path: str | None = None) -> str | None:
     aliases = {"fer2013": "fer2013-csv" if path and os.path.isfile(path) else "fer2013-folder",
                "ck+48": "ckplus48", "ck+": "ckplus", "ck48": "ckplus48",
                "image-folder": "imagefolder", "folder": "imagefolder", "manifest": "csv",
-               "fer2013csv": "fer2013-csv"}
+               "fer2013csv": "fer2013-csv", "fer+": "ferplus", "fer-plus": "ferplus"}
     fmt = aliases.get(fmt, fmt)
     if fmt not in LOADERS:
         raise ConfigError(f"unknown dataset format {format!r}; choose from "
@@ -215,6 +230,11 @@ __all__ = [
     "load_affectnet",
     "load_ckplus",
     "load_ckplus48",
+    "load_ferplus",
+    "majority_vote",
+    "vote_distribution",
+    "VOTE_COLUMNS",
+    "VOTE_EMOTIONS",
     "load_csv_manifest",
     "load_dataset",
     "load_fer2013_csv",

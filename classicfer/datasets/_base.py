@@ -38,6 +38,9 @@ class Dataset:
     sha256 : (N,) ndarray of str, or None
         sha256 of each source file's bytes (of the decoded pixels for CSV rows), used by
         :func:`classicfer.datasets.manifest.dataset_manifest`; None when unknown.
+    votes : (N, 10) int ndarray, or None
+        Annotators' vote counts where the dataset has them (FER+: neutral, happiness,
+        surprise, sadness, anger, disgust, fear, contempt, unknown, NF).
     """
 
     images: object
@@ -50,6 +53,7 @@ class Dataset:
     root: str = ""
     skipped: list = field(default_factory=list)
     sha256: np.ndarray | None = None
+    votes: np.ndarray | None = None
 
     def __repr__(self) -> str:
         shape = (self.images.shape if isinstance(self.images, np.ndarray)
@@ -86,6 +90,7 @@ class Dataset:
             root=self.root,
             skipped=list(self.skipped),
             sha256=None if self.sha256 is None else self.sha256[idx],
+            votes=None if self.votes is None else self.votes[idx],
         )
 
     def split(self, name: str) -> Dataset:

@@ -27,7 +27,7 @@ import numpy as np
 from ._base import Dataset
 
 #: Bump when loaders change what they return for the same files.
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 _OFF = {"", "0", "off", "no", "false", "none"}
 
 
@@ -122,7 +122,7 @@ def load_cached(file: Path | None) -> Dataset | None:
                 splits=z["splits"], paths=z["paths"], name=meta["name"],
                 format=meta["format"], root=meta["root"],
                 skipped=[tuple(s) for s in z["skipped"].tolist()],
-                sha256=z.get("sha256", None))
+                sha256=z.get("sha256", None), votes=z.get("votes", None))
     except Exception:  # noqa: BLE001 -- a truncated or foreign file: ignore it, it will be rewritten
         return None
 
@@ -145,6 +145,8 @@ def save_cached(file: Path | None, ds: Dataset) -> bool:
                                              "format": ds.format, "root": ds.root}))}
     if ds.subjects is not None:
         arrays["subjects"] = np.asarray(ds.subjects, dtype=str)
+    if ds.votes is not None:
+        arrays["votes"] = np.asarray(ds.votes)
     if ds.sha256 is not None:
         arrays["sha256"] = np.asarray(ds.sha256, dtype=str)
     if isinstance(ds.images, np.ndarray):

@@ -1,0 +1,256 @@
+"""Cross-dataset matrix and robustness suite for deployed models (ONNX + sidecar).
+
+For each model (``--model NAME=PATH``; a folder or a bundled name) and each test set:
+
+* ``fer2013``: FER-2013 PrivateTest with its original labels (7 classes);
+* ``ferplus``: FER+ test, majority labels (3,137 images, 8 classes);
+* ``ckplus48``: CK+48, all 981 images (7 classes, contempt included);
+* ``ckplus48-6``: CK+48 without contempt (927 images, the six classes FER-2013 shares).
+
+Every image of the test set is scored and the model's prediction is never restricted: an
+image of a class the model cannot output (contempt for a FER-2013 model) is an error and
+``n_unscorable`` says how many there were; a prediction of a class the data lacks (neutral
+on CK+48, contempt on ckplus48-6) is an error too. With ``--split val`` the FER-2013 and
+FER+ columns use PublicTest / FER+ val instead (selection) and CK+48 is left out.
+
+``--robustness`` adds the suite of :mod:`classicfer.evaluation.corruptions` (every family x
+severity 1-5, seeded) on FER+ and CK+48 (FER+ only with ``--split val``).
+
+Writes to ``--out``: ``matrix.json``/``.md``/``.png`` and ``robustness.json``/``.md``,
+``robustness_severity.png``, ``corruption_examples.png``, each JSON with the command,
+versions, git commit and seed.
+
+Example::
+
+    python benchmarks/generalisation.py --model fer2013-cnn=fer2013-cnn \\
+        --model ferplus-cnn=classicfer/models/ferplus-cnn --robustness --out results/generalisation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = "../shared/datasets"
+SETS = ("fer2013", "ferplus", "ckplus48", "ckplus48-6")
+TITLES = {"fer2013": "FER-2013 PrivateTest (FER labels)", "ferplus": "FER+ test (majority)",
+          "ckplus48": "CK+48 all (7 classes)", "ckplus48-6": "CK+48 six shared classes"}
+
+
+def test_sets(root: str, split: str) -> dict:
+    """name -> (images, labels) of every test set (val splits with ``split='val'``)."""
+    from classicfer.datasets import load_dataset
+
+    out = {}
+    fer = load_dataset(f"{root}/fer2013")
+    out["fer2013"] = fer.split(split)
+    out["ferplus"] = load_dataset(f"{root}/ferplus", "ferplus").split(split)
+    if split == "test":
+        ck = load_dataset(f"{root}/ckplus48")
+        out["ckplus48"] = ck
+        out["ckplus48-6"] = ck.subset(ck.labels != "contempt")
+    return {k: (np.asarray(v.images), np.asarray(v.labels)) for k, v in out.items()}
+
+
+def score(model, images, labels) -> dict:
+    """Accuracy over every image, per-class recall, n and n_unscorable (no prediction dropped)."""
+    from classicfer.evaluation import classification_metrics
+
+    proba = np.concatenate([model.predict_proba(images[i:i + 1024])
+                            for i in range(0, len(images), 1024)])
+    pred = np.asarray(model.labels)[proba.argmax(axis=1)]
+    classes = [c for c in model.labels if c in set(labels)] + \
+        sorted(set(labels) - set(model.labels))
+    m = classification_metrics(labels, pred, classes)
+    return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
+            "balanced_accuracy": m["balanced_accuracy"], "n": int(len(labels)),
+            "n_unscorable": int(np.sum(~np.isin(labels, model.labels))),
+            "recall": {c: v["recall"] for c, v in m["per_class"].items()}}
+
+
+def robustness(model, images, labels, seed: int) -> dict:
+    from classicfer.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+
+    clean = score(model, images, labels)["accuracy"]
+    table = {name: [score(model, corrupt(images, name, s, seed=seed), labels)["accuracy"]
+                    for s in SEVERITIES] for name in CORRUPTIONS}
+    mean = [float(np.mean([table[n][s - 1] for n in CORRUPTIONS])) for s in SEVERITIES]
+    return {"clean": clean, "accuracy": table, "mean_by_severity": mean,
+            "mean_s3": mean[2], "relative_s3": mean[2] / clean if clean else None}
+
+
+def provenance(seed) -> dict:
+    from classicfer.evaluation._report import git_commit, versions
+
+    return {"command": ["python", *sys.argv], "versions": versions(), "git": git_commit(),
+            "seed": seed}
+
+
+def _pct(x):
+    return "" if x is None else f"{100 * x:.1f}"
+
+
+def matrix_markdown(mat: dict, split: str) -> str:
+    sets = [s for s in SETS if any(s in v for v in mat.values())]
+    lines = [f"# Cross-dataset matrix ({split} splits)", "",
+             "Accuracy in % over every image of the test set; an image of a class the model "
+             "cannot output counts as an error (n_unscorable of n).", "",
+             "| model | " + " | ".join(TITLES[s] for s in sets) + " |",
+             "|---|" + "---:|" * len(sets)]
+    for name, row in mat.items():
+        cells = [f"{_pct(row[s]['accuracy'])} (n={row[s]['n']}, "
+                 f"{row[s]['n_unscorable']} unscorable)" for s in sets]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for s in sets[1:]:
+        classes = sorted({c for row in mat.values() for c in row[s]["recall"]})
+        lines += ["", f"Per-class recall, {TITLES[s]}:", "",
+                  "| model | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
+        for name, row in mat.items():
+            lines.append(f"| {name} | " + " | ".join(
+                _pct(row[s]["recall"].get(c)) for c in classes) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_markdown(rob: dict) -> str:
+    from classicfer.evaluation.corruptions import CORRUPTIONS
+
+    lines = ["# Robustness suite", "",
+             "Accuracy in % per corruption x severity (1-5), seeded; the mean over all "
+             "corruptions at each severity and, at severity 3, relative to clean.", ""]
+    for name, per in rob.items():
+        for ds, r in per.items():
+            lines += [f"## {name} on {TITLES.get(ds, ds)}", "",
+                      f"clean {_pct(r['clean'])} %, mean at severity 3 {_pct(r['mean_s3'])} % "
+                      f"= {_pct(r['relative_s3'])} % of clean", "",
+                      "| corruption | 1 | 2 | 3 | 4 | 5 |", "|---|---:|---:|---:|---:|---:|"]
+            for c in CORRUPTIONS:
+                lines.append(f"| {c} | " + " | ".join(_pct(a) for a in r["accuracy"][c]) + " |")
+            lines.append("| **mean** | " + " | ".join(
+                f"**{_pct(a)}**" for a in r["mean_by_severity"]) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def plot_matrix(mat: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = [s for s in SETS if any(s in v for v in mat.values())]
+    a = np.array([[100 * mat[m][s]["accuracy"] for s in sets] for m in mat])
+    fig, ax = plt.subplots(figsize=(2.2 * len(sets) + 2, 0.6 * len(mat) + 1.6))
+    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=100)
+    ax.set_xticks(range(len(sets)), [TITLES[s].replace(" (", "\n(") for s in sets], fontsize=8)
+    ax.set_yticks(range(len(mat)), list(mat), fontsize=8)
+    for i in range(a.shape[0]):
+        for j in range(a.shape[1]):
+            ax.text(j, i, f"{a[i, j]:.1f}", ha="center", va="center",
+                    color="white" if a[i, j] < 60 else "black", fontsize=9)
+    fig.colorbar(im, ax=ax, label="accuracy %")
+    ax.set_title("Train set (model) x test set: accuracy over every image")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_severity(rob: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from classicfer.evaluation.corruptions import CORRUPTIONS
+
+    cells = [(m, d) for m, per in rob.items() for d in per]
+    fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 4.2), squeeze=False)
+    for ax, (m, d) in zip(axes[0], cells):
+        r = rob[m][d]
+        for c in CORRUPTIONS:
+            ax.plot(range(0, 6), [100 * r["clean"]] + [100 * a for a in r["accuracy"][c]],
+                    marker=".", lw=1, label=c)
+        ax.plot(range(0, 6), [100 * r["clean"]] + [100 * a for a in r["mean_by_severity"]],
+                color="black", lw=3, label="mean")
+        ax.set(title=f"{m} on {d}", xlabel="severity (0 = clean)", ylabel="accuracy %",
+               ylim=(0, 100))
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_examples(images, path: Path, seed: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from classicfer.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
+
+    face = images[:1]
+    fig, axes = plt.subplots(len(CORRUPTIONS), 6, figsize=(6 * 1.1, len(CORRUPTIONS) * 1.15))
+    for i, c in enumerate(CORRUPTIONS):
+        axes[i][0].imshow(face[0], cmap="gray", vmin=0, vmax=255)
+        axes[i][0].set_ylabel(c, rotation=0, ha="right", va="center", fontsize=7)
+        for s in SEVERITIES:
+            axes[i][s].imshow(corrupt(face, c, s, seed=seed)[0], cmap="gray", vmin=0, vmax=255)
+            if i == 0:
+                axes[i][s].set_title(f"severity {s}", fontsize=7)
+        for ax in axes[i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0][0].set_title("clean", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
+    ap.add_argument("--data-root", default=ROOT)
+    ap.add_argument("--split", choices=("test", "val"), default="test")
+    ap.add_argument("--robustness", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="results/generalisation")
+    args = ap.parse_args(argv)
+
+    from classicfer.runtime import load_model
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = test_sets(args.data_root, args.split)
+    models = {}
+    for item in args.model:
+        name, _, path = item.partition("=")
+        models[name] = load_model(path or name, threads=1)
+    mat = {n: {s: score(m, *sets[s]) for s in sets} for n, m in models.items()}
+    for n, row in mat.items():
+        print(n, {s: round(100 * r["accuracy"], 1) for s, r in row.items()}, file=sys.stderr)
+    meta = provenance(args.seed)
+    (out / "matrix.json").write_text(json.dumps({**meta, "split": args.split, "matrix": mat},
+                                                indent=2) + "\n")
+    (out / "matrix.md").write_text(matrix_markdown(mat, args.split))
+    plot_matrix(mat, out / "matrix.png")
+    if not args.robustness:
+        return
+    rob_sets = ["ferplus"] + (["ckplus48-6"] if "ckplus48-6" in sets else [])
+    rob = {n: {d: robustness(m, *sets[d], args.seed) for d in rob_sets}
+           for n, m in models.items()}
+    for n, per in rob.items():
+        print(n, {d: (round(100 * r["mean_s3"], 1), round(100 * r["relative_s3"], 1))
+                  for d, r in per.items()}, file=sys.stderr)
+    (out / "robustness.json").write_text(json.dumps({**meta, "split": args.split,
+                                                     "robustness": rob}, indent=2) + "\n")
+    (out / "robustness.md").write_text(robustness_markdown(rob))
+    plot_severity(rob, out / "robustness_severity.png")
+    plot_examples(sets["ferplus"][0][7:8], out / "corruption_examples.png", args.seed)
+
+
+if __name__ == "__main__":
+    main()
