@@ -27,7 +27,7 @@ import numpy as np
 from ._base import Dataset
 
 #: Bump when loaders change what they return for the same files.
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 _OFF = {"", "0", "off", "no", "false", "none"}
 
 

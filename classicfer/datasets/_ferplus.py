@@ -64,6 +64,28 @@ def vote_distribution(votes, classes=VOTE_EMOTIONS) -> np.ndarray:
     return d.astype(np.float32)
 
 
+def agreement(votes, labels) -> np.ndarray:
+    """Share of all votes (unknown and NF included) that went to each image's label."""
+    v = np.asarray(votes, dtype=np.float64).reshape(-1, len(VOTE_COLUMNS))
+    col = np.array([VOTE_EMOTIONS.index(str(c)) for c in labels], dtype=int)
+    total = v.sum(axis=1)
+    return np.where(total > 0, v[np.arange(len(v)), col] / np.where(total > 0, total, 1), 0.0)
+
+
+def vote_summary(ds) -> dict:
+    """Excluded images per split and the histogram of annotator agreement (tenths)."""
+    import re
+
+    excluded = {}
+    for _, reason in ds.skipped:
+        m = re.search(r"no majority emotion .*\((\w+|no split)\)$", str(reason))
+        if m:
+            excluded[m.group(1)] = excluded.get(m.group(1), 0) + 1
+    share = np.round(agreement(ds.votes, ds.labels) * 10).astype(int)
+    hist = {f"{k}/10": int(np.sum(share == k)) for k in range(10, -1, -1) if np.any(share == k)}
+    return {"excluded_no_majority": excluded, "agreement_histogram": hist}
+
+
 def _parse_votes(row, where: str) -> np.ndarray:
     try:
         votes = np.array([int(float(c)) for c in row], dtype=np.int16)
@@ -99,8 +121,9 @@ def _finish(images, votes, splits, paths, skipped, root, fmt, sha=None) -> Datas
     votes = np.asarray(votes, dtype=np.int16).reshape(-1, len(VOTE_COLUMNS))
     major = majority_vote(votes)
     keep = major >= 0
-    for p in np.asarray(paths)[~keep]:
-        skipped.append((str(p), f"{p}: no majority emotion among the annotators' votes"))
+    for p, sp in zip(np.asarray(paths)[~keep], np.asarray(splits)[~keep]):
+        skipped.append((str(p), f"{p}: no majority emotion among the annotators' votes "
+                                f"({sp or 'no split'})"))
     labels = np.array(VOTE_EMOTIONS, dtype="<U8")[major[keep]]
     return Dataset(images=images[keep], labels=labels, subjects=None,
                    splits=np.asarray(splits, dtype="<U5")[keep],

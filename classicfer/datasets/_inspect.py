@@ -109,6 +109,7 @@ def inspect_dataset(ds: Dataset, *, sample_modes: int = 500, duplicates: bool = 
         blank = int(sum(np.ptp(im) == 0 for im in ds.images))
     skipped_reasons = Counter(
         "not an emotion" if "not an emotion" in r else
+        "no majority vote" if "no majority emotion" in r else
         "not a dataset file name" if "file name" in r else "unreadable" for _, r in ds.skipped)
     out = {
         "name": ds.name, "format": ds.format, "root": ds.root, "n_images": len(ds),
@@ -122,9 +123,24 @@ def inspect_dataset(ds: Dataset, *, sample_modes: int = 500, duplicates: bool = 
                     "first": [{"path": str(p), "reason": str(r)} for p, r in ds.skipped[:5]]},
         "manifest_hash": manifest_hash(ds),
     }
+    if ds.votes is not None:
+        from ._ferplus import vote_summary
+
+        out["votes"] = vote_summary(ds)
     if duplicates:
         out["duplicates"] = find_duplicates(ds)
     return out
+
+
+def _votes_lines(v: dict) -> list[str]:
+    ex = v["excluded_no_majority"]
+    lines = ["excluded   " + (", ".join(f"{k}: {n:,}" for k, n in ex.items()) or "none")
+             + " (no majority emotion among the annotators' votes)",
+             "agreement  share of the votes that went to the label (images):"]
+    top = max(v["agreement_histogram"].values(), default=1)
+    for k, n in v["agreement_histogram"].items():
+        lines.append(f"  {k:>5} {n:>7,} " + "#" * max(1, round(40 * n / top)))
+    return lines
 
 
 def format_report(rep: dict) -> str:
@@ -160,6 +176,8 @@ def format_report(rep: dict) -> str:
     for item in sk["first"]:
         lines.append(f"           {item['reason']}")
     lines.append(f"blank      {rep['blank_images']:,} constant (all pixels equal) images")
+    if rep.get("votes"):
+        lines += _votes_lines(rep["votes"])
     d = rep.get("duplicates")
     if d is not None:
         leaks = ", ".join(f"{k} images also in train: {v:,}" if k != "val&test" else
