@@ -205,6 +205,12 @@ def test_health_and_model(client, predictor, model_dir):
         assert pkg in m["versions"]
 
 
+def test_model_shows_the_folder_name_not_its_path(client, model_dir):
+    r = client.get("/model")
+    assert r.json()["folder"] == model_dir.name == "linear"
+    assert str(model_dir.parent) not in r.text and "path" not in r.json()
+
+
 def test_kiosk_page_and_assets_are_local(client):
     r = client.get("/")
     assert r.status_code == 200 and "text/html" in r.headers["content-type"]
@@ -292,6 +298,69 @@ def test_nothing_about_requests_is_logged(predictor, face_jpeg, caplog):
     assert "secret-name" not in caplog.text
 
 
+def test_multipart_parser_diagnostics_do_not_reach_the_log(client, caplog):
+    # A broken boundary makes python-multipart log a warning that quotes a body byte.
+    body = b"--xyQ\r\nContent-Disposition: form-data; name=image\r\n\r\nsecret\r\n--xyz--\r\n"
+    with caplog.at_level("DEBUG"):
+        r = client.post("/predict", content=body,
+                        headers={"Content-Type": "multipart/form-data; boundary=xyz"})
+    _assert_error(r, 400, "bad_multipart", "malformed")
+    assert not [rec for rec in caplog.records if "multipart" in rec.name], caplog.text
+    assert "'Q'" not in caplog.text and "secret" not in caplog.text
+
+
+class _Broken:
+    def __init__(self, inner):
+        self.model = inner.model
+
+    def predict_record(self, image, path=None):
+        raise RuntimeError("predictor fault")
+
+
+def test_internal_error_is_json_with_security_headers_and_one_traceback(predictor, face_jpeg,
+                                                                        caplog):
+    app = create_app([_Broken(predictor)])
+    with caplog.at_level("INFO"), TestClient(app) as c:
+        r = c.post("/predict", content=face_jpeg, headers={"Content-Type": "image/jpeg"})
+    _assert_error(r, 500, "internal", "internal server error")
+    for h in ("content-security-policy", "x-content-type-options", "referrer-policy"):
+        assert h in r.headers
+    assert len([rec for rec in caplog.records if rec.exc_info]) == 1
+
+
+def test_errors_outside_routes_carry_security_headers(client):
+    for r in (client.get("/nope"), client.get("/predict"),
+              client.post("/predict", content=b"", headers={"Content-Type": "image/png"})):
+        assert r.headers["content-type"].startswith("application/json")
+        assert "default-src 'self'" in r.headers["content-security-policy"]
+
+
+def test_body_trickle_below_the_minimum_rate_is_408(predictor):
+    import anyio
+
+    app = create_app([predictor], workers=1, max_pending=1, min_body_rate=1024)
+    messages = []
+
+    async def receive():
+        await anyio.sleep(0.1)  # 10 bytes/s, far below 1 KiB/s
+        return {"type": "http.request", "body": b"\x00", "more_body": True}
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/predict", "raw_path": b"/predict",
+             "query_string": b"", "root_path": "", "server": ("127.0.0.1", 8000),
+             "client": ("127.0.0.1", 5000), "headers": [(b"content-type", b"image/jpeg")]}
+    t0 = time.monotonic()
+    anyio.run(app, scope, receive, send)
+    assert time.monotonic() - t0 < 4  # BODY_GRACE (2 s) + a little, not body_timeout (15 s)
+    body = json.loads(b"".join(m.get("body", b"") for m in messages
+                               if m["type"] == "http.response.body"))
+    assert body["error"] == "timeout" and "1,024 bytes/s" in body["message"]
+    assert app.state.service.in_flight == 0
+
+
 def test_bad_limits_and_rate_are_config_errors(predictor):
     from classicfer.exceptions import ConfigError
 
@@ -301,6 +370,8 @@ def test_bad_limits_and_rate_are_config_errors(predictor):
         create_app([predictor], max_upload_bytes=0)
     with pytest.raises(ConfigError, match="rate"):
         create_app([predictor], rate=0)
+    with pytest.raises(ConfigError, match="min_body_rate"):
+        create_app([predictor], min_body_rate=-1)
 
 
 def test_missing_model_is_a_model_error(tmp_path):
@@ -324,6 +395,33 @@ def test_serve_command_help_and_bad_model(tmp_path):
     assert res.exit_code == 1
     assert res.output.strip().splitlines()[-1].startswith("Error: ")
     assert "no such model folder" in res.output
+
+
+def test_serve_command_passes_its_limits_to_the_server(model_dir, monkeypatch):
+    uvicorn = pytest.importorskip("uvicorn")
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+
+    seen = {}
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.setdefault("config", self.config))
+    res = CliRunner().invoke(cli, [
+        "serve", "--model", str(model_dir), "--port", "0", "--header-timeout", "2",
+        "--body-timeout", "3", "--min-body-rate", "4", "--max-connections", "32",
+        "--allowed-host", "kiosk.lan", "--allowed-host", "pc.example"])
+    assert res.exit_code == 0, res.output
+    config = seen["config"]
+    assert config.limit_concurrency is None  # admission is the app's (JSON 503)
+    assert config.http.header_timeout == 2 and config.http.max_connections == 32
+    assert config.http.body_timeout == 3
+    limits = config.app.state.limits
+    assert limits.body_timeout == 3 and limits.min_body_rate == 4096
+    assert {"kiosk.lan", "pc.example", "localhost", "127.0.0.1", "::1"} == \
+        set(config.app.allowed_hosts)
+    res = CliRunner().invoke(cli, ["serve", "--help"])
+    for opt in ("--header-timeout", "--body-timeout", "--min-body-rate", "--max-connections",
+                "--allowed-host"):
+        assert opt in res.output
 
 
 def test_slow_body_is_408_and_frees_its_slot(predictor):

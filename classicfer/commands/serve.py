@@ -26,16 +26,40 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
               type=click.IntRange(1, None), help="Largest image, width x height (413 above).")
 @click.option("--rate", default=5.0, show_default=True, type=click.FloatRange(0.5, 30),
               help="Frames per second the kiosk page sends by default.")
+@click.option("--header-timeout", default=5.0, show_default=True,
+              type=click.FloatRange(0.1, 300),
+              help="Seconds a connection may take to send its request line and headers; idle "
+                   "or slower connections are closed (408 when part of a request came).")
+@click.option("--body-timeout", default=15.0, show_default=True,
+              type=click.FloatRange(0.1, 3600),
+              help="Seconds a request body may take to arrive (408 after).")
+@click.option("--min-body-rate", default=8.0, show_default=True,
+              type=click.FloatRange(0, 1024 * 1024),
+              help="KiB/s a request body must keep up after its first 2 s (408 below), so "
+                   "trickling senders cannot hold the --max-pending slots; 0 turns it off.")
+@click.option("--max-connections", default=256, show_default=True,
+              type=click.IntRange(4, 65536),
+              help="Open connections at most. Over it a new connection closes the "
+                   "longest-idle one; if every one has a request in progress it gets 503.")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests for this Host name (repeatable; '*' for any). "
+                   "Accepted anyway: the --host address, localhost/127.0.0.1/[::1] on a "
+                   "loopback or 0.0.0.0 bind, and the IP address a request arrives on. Other "
+                   "names get 421, so web pages elsewhere cannot reach the API (DNS "
+                   "rebinding).")
 @click.option("--access-log/--no-access-log", default=False, show_default=True,
               help="Log one line per request (method, path, status; never the image).")
 @predictor_options
 @handle_errors
-def serve(host, port, workers, max_pending, max_upload_mb, max_pixels, rate, access_log, model,
+def serve(host, port, workers, max_pending, max_upload_mb, max_pixels, rate, header_timeout,
+          body_timeout, min_body_rate, max_connections, allowed_hosts, access_log, model,
           detector, landmarks, crop, min_size, min_face, min_confidence, threads):
     """Serve the model over HTTP: POST /predict, GET /health, GET /model, kiosk page at /.
 
     Needs the serve extra: pip install 'classicfer[serve]'. Images are kept in memory only;
-    nothing about a request is written to disk or to the log.
+    nothing about a request is written to disk or to the log. Errors are JSON. Idle and
+    slow clients are cut off (--header-timeout, --body-timeout, --min-body-rate), so a few
+    of them cannot lock the kiosk out; requests naming another Host get 421.
 
     \b
     Example:
@@ -47,7 +71,8 @@ def serve(host, port, workers, max_pending, max_upload_mb, max_pixels, rate, acc
     try:
         import uvicorn
 
-        from ..serve import ServeLimits, create_app
+        from ..serve import ServeLimits, allowed_hosts_for, create_app
+        from ..serve.server import make_config
     except ImportError as e:
         raise click.ClickException(
             f"classicfer serve needs the serve extra ({e.name} is not installed): "
@@ -55,22 +80,24 @@ def serve(host, port, workers, max_pending, max_upload_mb, max_pixels, rate, acc
 
     limits = ServeLimits(max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                          max_pixels=max_pixels, workers=workers,
-                         max_pending=max(max_pending, workers))
+                         max_pending=max(max_pending, workers), body_timeout=body_timeout,
+                         min_body_rate=int(min_body_rate * 1024))
     _single_thread_libraries()
     # One predictor per worker, built exactly as `classicfer predict` builds its own, so
     # /predict answers the same record as `predict --json` for the same options.
     predictors = [make_predictor(model, detector, landmarks, crop, min_size, min_face,
                                  min_confidence, threads) for _ in range(workers)]
-    app = create_app(predictors, limits=limits, rate=rate)
+    app = create_app(predictors, limits=limits, rate=rate,
+                     allowed_hosts=allowed_hosts_for(host, allowed_hosts))
     if host not in LOOPBACK:
         warn(f"Warning: serving on {host}: anyone who can reach this address can send images. "
-             f"Browsers allow the camera page only on localhost or over https.")
+             f"Browsers allow the camera page only on localhost or over https. Clients "
+             f"that use a host name (not an IP address) need --allowed-host NAME.")
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"classicfer serve: http://{shown}:{port}/ (kiosk), POST /predict, GET /health, "
                f"GET /model; Ctrl+C stops", err=True)
-    config = uvicorn.Config(app, host=host, port=port, access_log=access_log, log_level="info",
-                            server_header=False, limit_concurrency=max(4 * max_pending, 64),
-                            timeout_keep_alive=5, timeout_graceful_shutdown=5)
+    config = make_config(app, host, port, header_timeout=header_timeout,
+                         max_connections=max_connections, access_log=access_log)
     uvicorn.Server(config).run()
 
 

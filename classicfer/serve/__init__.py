@@ -4,6 +4,6 @@ Needs the ``serve`` extra (``pip install 'classicfer[serve]'``: Starlette, uvico
 python-multipart). See :mod:`classicfer.serve.app` for the endpoints and limits.
 """
 
-from .app import ApiError, ServeLimits, create_app
+from .app import ApiError, ServeLimits, allowed_hosts_for, create_app
 
-__all__ = ["ApiError", "ServeLimits", "create_app"]
+__all__ = ["ApiError", "ServeLimits", "allowed_hosts_for", "create_app"]

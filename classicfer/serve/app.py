@@ -10,30 +10,43 @@ Endpoints
 ``GET /health``
     ``{"status": "ok", ...}`` once the model is loaded.
 ``GET /model``
-    Labels, a model card summary and library versions.
+    Labels, a model card summary (the model folder by name only, never its path on
+    this computer) and library versions.
 ``GET /``
     The kiosk page (camera -> ``/predict`` -> boxes, labels, probability bars).
     Every asset is served from ``/static``; nothing is fetched from the internet.
 
-Errors are JSON, ``{"error": <code>, "message": <one line>, "status": <int>}``:
-400 not an image / malformed request, 413 body or image too large, 415 wrong
-content type, 503 too many requests in flight (retry later).
+Errors are JSON, ``{"error": <code>, "message": <one line>, "status": <int>}``, with
+the same security headers as every other answer: 400 not an image / malformed
+request, 408 request too slow, 413 body or image too large, 415 wrong content type,
+421 a ``Host`` this server was not started for, 500 internal error, 503 too many
+requests in flight (retry later).
 
 Safety
 ------
 - Request bodies are read into memory up to ``max_upload_bytes`` and never
   written to disk (multipart forms are parsed in memory too); nothing about a
-  request is logged.
+  request is logged (the multipart parser's own diagnostics, which quote body
+  bytes, are muted).
+- A body must arrive within ``body_timeout`` seconds, and after a grace of
+  ``BODY_GRACE`` seconds at no less than ``min_body_rate`` bytes/s; slower senders
+  get 408 and lose their admission slot.
+- ``allowed_hosts`` (set by ``classicfer serve`` from ``--host`` and
+  ``--allowed-host``) rejects requests whose ``Host`` names another site, so a web
+  page elsewhere cannot reach the API through DNS rebinding.
 - Decoded images are limited to ``max_pixels`` (checked from the header,
   before decoding).
 - At most ``workers`` images are decoded and classified at once (one predictor
   per worker thread) and at most ``max_pending`` requests are admitted at once;
   the rest get 503, so a burst cannot exhaust memory.
+- Connection-level limits (request-header deadline, connection cap) live in
+  :mod:`classicfer.serve.server`, which runs this app under uvicorn.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import json
 import logging
 import math
@@ -48,7 +61,7 @@ import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -69,6 +82,33 @@ RAW_TYPES = ("application/octet-stream",)
 #: Multipart field names searched for the image, in order.
 FILE_FIELDS = ("image", "file")
 MAX_PARTS = 8
+#: Seconds a request body may take before ``min_body_rate`` applies.
+BODY_GRACE = 2.0
+#: Headers added to every HTTP answer, errors included.
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+        "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
+        "base-uri 'none'; frame-ancestors 'none'"),
+    "Permissions-Policy": "camera=(self), microphone=()",
+}
+#: Host names always accepted by a server bound to a loopback or wildcard address.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+class _Muted:
+    """Stands in for python-multipart's logger: its warnings quote bytes of the body, and
+    nothing about a request may reach the logs."""
+
+    def _drop(self, *args, **kwargs):
+        return None
+
+    debug = info = warning = error = exception = critical = _drop
+
+
+_MUTED = _Muted()
 
 
 @dataclass(frozen=True)
@@ -89,6 +129,10 @@ class ServeLimits:
     body_timeout : float
         Seconds allowed to receive a request body (408 after), so slow senders cannot
         hold the admitted slots.
+    min_body_rate : int
+        Bytes per second a body must keep up after the first ``BODY_GRACE`` seconds
+        (408 below), so a trickling sender loses its slot within seconds; 0 turns the
+        check off.
     """
 
     max_upload_bytes: int = 10 * 1024 * 1024
@@ -96,6 +140,7 @@ class ServeLimits:
     workers: int = 2
     max_pending: int = 16
     body_timeout: float = 15.0
+    min_body_rate: int = 8 * 1024
 
     def __post_init__(self):
         from ..exceptions import ConfigError
@@ -103,6 +148,9 @@ class ServeLimits:
         if not isinstance(self.body_timeout, (int, float)) or not self.body_timeout > 0:
             raise ConfigError(f"body_timeout must be a positive number of seconds, got "
                               f"{self.body_timeout!r}")
+        if not isinstance(self.min_body_rate, int) or self.min_body_rate < 0:
+            raise ConfigError(f"min_body_rate must be a whole number of bytes/s >= 0, got "
+                              f"{self.min_body_rate!r}")
         for name in ("max_upload_bytes", "max_pixels", "workers", "max_pending"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -157,11 +205,55 @@ class JSON(Response):
                           separators=(",", ":")).encode("utf-8")
 
 
+def error_body(status: int, code: str, message: str) -> bytes:
+    """The JSON body of an error answer.
+
+    Parameters
+    ----------
+    status : int
+        HTTP status.
+    code : str
+        Short machine-readable error code (``"busy"``, ``"timeout"``, ...).
+    message : str
+        One line for a person.
+
+    Returns
+    -------
+    bytes
+        ``{"error": code, "message": message, "status": status}`` as UTF-8 JSON.
+    """
+    return JSON({}).render({"error": code, "message": message, "status": status})
+
+
 def _error_response(status: int, code: str, message: str, headers=None) -> JSON:
     h = {"Cache-Control": "no-store"}
     h.update(headers or {})
     return JSON({"error": code, "message": message, "status": status}, status_code=status,
                 headers=h)
+
+
+def error_app(status: int, code: str, message: str, headers=None):
+    """An ASGI app that answers every request with one JSON error and the security headers.
+
+    Used by :mod:`classicfer.serve.server` for answers given outside the app (a full
+    server). The answer closes the connection.
+
+    Parameters
+    ----------
+    status : int
+        HTTP status.
+    code, message : str
+        The ``error`` code and the one-line ``message`` of the JSON body.
+    headers : dict, optional
+        More response headers (e.g. ``Retry-After``).
+
+    Returns
+    -------
+    starlette.responses.Response
+        A response object, which is itself an ASGI app and can be called repeatedly.
+    """
+    return _error_response(status, code, message,
+                           {**(headers or {}), **SECURITY_HEADERS, "Connection": "close"})
 
 
 # --------------------------------------------------------------------------- helpers
@@ -173,16 +265,20 @@ def _is_image_type(mt: str) -> bool:
     return mt.startswith("image/") or mt in RAW_TYPES
 
 
-async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
-    try:
-        with anyio.fail_after(timeout):
-            return await _read_body_now(request, limit)
-    except TimeoutError:
-        raise ApiError(408, "timeout", f"the request body did not arrive within {timeout:g} s; "
-                       f"send the whole image at once", headers={"Connection": "close"}) from None
+def _too_large(limit: int, n: int | None = None) -> ApiError:
+    size = f"{n:,} bytes, above" if n is not None else "above"
+    return ApiError(413, "too_large", f"request body is {size} the limit of {limit:,} bytes; "
+                    f"send a smaller image (e.g. a 640x480 JPEG)")
 
 
-async def _read_body_now(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limits: ServeLimits) -> bytes:
+    """The whole request body, within the size, time and rate limits.
+
+    Raises ApiError 413 above ``max_upload_bytes``, 408 when the body takes longer than
+    ``body_timeout`` or, after ``BODY_GRACE`` seconds, arrives slower than
+    ``min_body_rate``; ClientDisconnect when the client goes away.
+    """
+    limit = limits.max_upload_bytes
     cl = request.headers.get("content-length")
     if cl is not None:
         try:
@@ -190,15 +286,42 @@ async def _read_body_now(request: Request, limit: int) -> bytes:
         except ValueError:
             raise ApiError(400, "bad_request", f"Content-Length is not a number: {cl!r}") from None
         if n > limit:
-            raise ApiError(413, "too_large", f"request body is {n:,} bytes, above the limit of "
-                           f"{limit:,} bytes; send a smaller image (e.g. a 640x480 JPEG)")
+            raise _too_large(limit, n)
     buf = bytearray()
-    async for chunk in request.stream():
-        buf += chunk
+    t0 = anyio.current_time()
+    while True:
+        due, slow = _body_deadline(t0, len(buf), limits)
+        message = None
+        with anyio.move_on_after(due - anyio.current_time()):
+            message = await request.receive()
+        if message is None:
+            raise _too_slow(limits, slow)
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        buf += message.get("body", b"")
         if len(buf) > limit:
-            raise ApiError(413, "too_large", f"request body is above the limit of {limit:,} "
-                           f"bytes; send a smaller image (e.g. a 640x480 JPEG)")
-    return bytes(buf)
+            raise _too_large(limit)
+        if not message.get("more_body", False):
+            return bytes(buf)
+
+
+def _body_deadline(t0: float, received: int, limits: ServeLimits) -> tuple[float, bool]:
+    """When the next piece of body must have arrived, and whether the rate rule sets it."""
+    due = t0 + limits.body_timeout
+    if limits.min_body_rate:
+        by_rate = t0 + BODY_GRACE + received / limits.min_body_rate
+        if by_rate < due:
+            return by_rate, True
+    return due, False
+
+
+def _too_slow(limits: ServeLimits, slow: bool) -> ApiError:
+    if slow:
+        why = (f"the request body arrived slower than {limits.min_body_rate:,} bytes/s")
+    else:
+        why = f"the request body did not arrive within {limits.body_timeout:g} s"
+    return ApiError(408, "timeout", f"{why}; send the whole image at once",
+                    headers={"Connection": "close"})
 
 
 def _parse_multipart(body: bytes, content_type: str) -> tuple[bytes, str | None, str]:
@@ -236,6 +359,7 @@ def _parse_multipart(body: bytes, content_type: str) -> tuple[bytes, str | None,
                  "on_header_end": on_header_end}
     try:
         parser = _multipart.MultipartParser(boundary, callbacks)
+        parser.logger = _MUTED
         parser.write(body)
         parser.finalize()
     except (ValueError, IndexError, KeyError) as e:  # python-multipart's errors are ValueErrors
@@ -295,7 +419,7 @@ def _model_info(predictor) -> dict:
         "training": side.get("training"),
         "metrics": side.get("metrics"),
     }
-    path = getattr(model, "path", None)
+    path = getattr(model, "path", None) or getattr(predictor, "path", None)
     detector = getattr(predictor, "detector", None)
     if detector is not None and not isinstance(detector, str):
         detector = getattr(detector, "method", None) or type(detector).__name__
@@ -303,8 +427,7 @@ def _model_info(predictor) -> dict:
                   if isinstance(getattr(predictor, k, None), (int, float))}
     return {"labels": [str(x) for x in labels],
             "model": {k: v for k, v in card.items() if v is not None},
-            "path": str(path) if path is not None else None,
-            "detector": detector, "thresholds": thresholds}
+            "folder": _folder_name(path), "detector": detector, "thresholds": thresholds}
 
 
 # --------------------------------------------------------------------------- the app
@@ -332,8 +455,8 @@ class _Service:
         except Image.DecompressionBombError:
             raise ApiError(413, "too_many_pixels", "image has more pixels than Pillow allows "
                            "(decompression bomb); send a smaller image") from None
-        except (OSError, ValueError, SyntaxError, EOFError):
-            return  # not an image at all: read_image says so in its own words
+        except Exception:  # noqa: BLE001 (a corrupt header can make a plugin raise anything)
+            return  # not a readable image: read_image says so in its own words
         if w * h > self.limits.max_pixels:
             raise ApiError(413, "too_many_pixels",
                            f"image is {w}x{h} = {w * h:,} pixels, above the limit of "
@@ -359,12 +482,22 @@ class _Service:
 _STATIC = "static"
 
 
+def _folder_name(path) -> str | None:
+    # Only the last component: the folder's absolute path would tell every client the
+    # user name and layout of this computer.
+    if path is None:
+        return None
+    name = str(path).replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+    return name or None
+
+
 def _static_dir():
     return resources.files("classicfer.serve").joinpath(_STATIC)
 
 
 def create_app(predictor=None, *, model=None, detector: str = "blazeface",
-               limits: ServeLimits | None = None, rate: float = 5.0, **limit_kwargs):
+               limits: ServeLimits | None = None, rate: float = 5.0, allowed_hosts=None,
+               **limit_kwargs):
     """Build the ASGI app.
 
     Parameters
@@ -384,6 +517,12 @@ def create_app(predictor=None, *, model=None, detector: str = "blazeface",
         Request limits; keyword arguments (``max_upload_bytes=...``) override fields.
     rate : float
         Default frames per second the kiosk page sends (changeable on the page).
+    allowed_hosts : iterable of str, optional
+        Host names (``Host`` header, port ignored) the app answers; any other gets a
+        JSON 421, which stops DNS-rebinding pages. An IP address equal to the address
+        the connection arrived on is always accepted; ``"*"`` accepts any host. None
+        (the default, for embedding and tests) checks nothing; ``classicfer serve``
+        passes :func:`allowed_hosts_for` its ``--host`` and ``--allowed-host``.
 
     Raises
     ------
@@ -421,7 +560,7 @@ def create_app(predictor=None, *, model=None, detector: str = "blazeface",
         try:
             ctype = _media_type(request.headers.get("content-type"))
             if ctype == "multipart/form-data":
-                body = await _read_body(request, limits.max_upload_bytes, limits.body_timeout)
+                body = await _read_body(request, limits)
                 data, filename, ptype = _parse_multipart(body, request.headers["content-type"])
                 del body
                 if not _is_image_type(ptype):
@@ -430,7 +569,7 @@ def create_app(predictor=None, *, model=None, detector: str = "blazeface",
                                    f"(image/jpeg, image/png, ...)")
                 name = filename or "upload"
             elif ctype and _is_image_type(ctype):
-                data = await _read_body(request, limits.max_upload_bytes, limits.body_timeout)
+                data = await _read_body(request, limits)
                 name = "upload"
             else:
                 raise ApiError(415, "unsupported_type",
@@ -464,21 +603,6 @@ def create_app(predictor=None, *, model=None, detector: str = "blazeface",
     async def index(request: Request):
         return HTMLResponse(index_html, headers={"Cache-Control": "no-store"})
 
-    async def api_error(request: Request, exc: ApiError):
-        return _error_response(exc.status, exc.code, exc.message, exc.headers)
-
-    async def http_error(request: Request, exc: HTTPException):
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error_response(exc.status_code, code, str(exc.detail), exc.headers)
-
-    async def classicfer_error(request: Request, exc: ClassicferError):
-        return _error_response(400, "bad_input", str(exc))
-
-    async def server_error(request: Request, exc: Exception):
-        # The traceback goes to the log (it holds no request data); the client gets a line.
-        log.error("internal error in %s %s", request.method, request.url.path, exc_info=exc)
-        return _error_response(500, "internal", "internal server error (see the server log)")
-
     routes = [
         Route("/", index, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
@@ -486,40 +610,159 @@ def create_app(predictor=None, *, model=None, detector: str = "blazeface",
         Route("/model", model_info, methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=str(_static_dir())), name="static"),
     ]
-    app = Starlette(routes=routes, exception_handlers={
-        ApiError: api_error, HTTPException: http_error, ClassicferError: classicfer_error,
-        Exception: server_error})
-    app.add_middleware(_SecurityHeaders)
+    app = _App(routes=routes, exception_handlers=_EXCEPTION_HANDLERS)
+    app.allowed_hosts = _host_set(allowed_hosts)
     app.state.service = service
     app.state.limits = limits
     return app
 
 
-class _SecurityHeaders:
-    """Pure ASGI middleware: no third-party content, no sniffing, camera for this origin."""
+async def _api_error(request: Request, exc: ApiError):
+    return _error_response(exc.status, exc.code, exc.message, exc.headers)
 
-    CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
-           "connect-src 'self'; style-src 'self'; script-src 'self'; object-src 'none'; "
-           "base-uri 'none'; frame-ancestors 'none'")
 
-    def __init__(self, app):
-        self.app = app
+async def _http_error(request: Request, exc: HTTPException):
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return _error_response(exc.status_code, code, str(exc.detail), exc.headers)
+
+
+async def _classicfer_error(request: Request, exc: ClassicferError):
+    return _error_response(400, "bad_input", str(exc))
+
+
+async def _client_gone(request: Request, exc: ClientDisconnect):
+    # Nobody is left to answer: one line, no traceback (it is not a server fault).
+    log.info("a client disconnected before its request was complete; request dropped")
+    return Response(status_code=400)
+
+
+async def _server_error(request: Request, exc: Exception):
+    # The traceback goes to the log (it holds no request data); the client gets a line.
+    log.error("internal error in %s %s", request.method, request.url.path, exc_info=exc)
+    return _error_response(500, "internal", "internal server error (see the server log)")
+
+
+_EXCEPTION_HANDLERS = {ApiError: _api_error, HTTPException: _http_error,
+                       ClassicferError: _classicfer_error, ClientDisconnect: _client_gone,
+                       Exception: _server_error}
+
+
+# --------------------------------------------------------------------------- hosts
+def _bare_host(value: str) -> str:
+    """``"[::1]:8000"`` -> ``"::1"``, ``"Example.com.:80"`` -> ``"example.com"``."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        value = value[1:].split("]", 1)[0]
+    elif value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_set(hosts) -> frozenset | None:
+    if hosts is None:
+        return None
+    if isinstance(hosts, str):
+        hosts = [hosts]
+    return frozenset(_bare_host(h) for h in hosts if h.strip())
+
+
+def allowed_hosts_for(bind_host: str, extra=()) -> list[str]:
+    """The ``Host`` names a server bound to ``bind_host`` should answer.
+
+    Parameters
+    ----------
+    bind_host : str
+        The address the server listens on (``--host``).
+    extra : iterable of str
+        More names to accept (``--allowed-host``), e.g. this computer's name on the
+        network; ``"*"`` accepts any.
+
+    Returns
+    -------
+    list of str
+        The bound host itself; for a loopback (``127.0.0.1``, ``localhost``, ``::1``)
+        or wildcard (``0.0.0.0``, ``::``) bind also ``localhost``, ``127.0.0.1`` and
+        ``::1``; then ``extra``. (Requests by IP address to the address they arrived on
+        are accepted by the app in any case.)
+    """
+    host = _bare_host(bind_host)
+    names = [host]
+    if host == "localhost" or host in ("0.0.0.0", "::") or (
+            _is_ip(host) and ipaddress.ip_address(host).is_loopback):
+        names += LOOPBACK_NAMES
+    names += [_bare_host(h) for h in extra if h.strip()]
+    return list(dict.fromkeys(n for n in names if n not in ("0.0.0.0", "::")))
+
+
+def _host_allowed(scope, allowed: frozenset | None) -> tuple[bool, str]:
+    if allowed is None or "*" in allowed:
+        return True, ""
+    raw = next((v for k, v in scope.get("headers", ()) if k == b"host"), b"")
+    host = _bare_host(raw.decode("latin-1"))
+    if host in allowed:
+        return True, host
+    server = scope.get("server") or (None,)
+    return bool(host) and _is_ip(host) and host == _bare_host(str(server[0])), host
+
+
+# --------------------------------------------------------------------------- outer layer
+class _App(Starlette):
+    """Starlette with :class:`_Guard` outside everything, its error middleware included."""
+
+    allowed_hosts: frozenset | None = None
+
+    def build_middleware_stack(self):
+        return _Guard(super().build_middleware_stack(), self.allowed_hosts)
+
+
+class _Guard:
+    """Outermost ASGI layer: Host check, security headers on every answer, JSON 500s.
+
+    Starlette's error middleware answers an unhandled exception (through
+    ``_server_error``, which logs it once) and then re-raises it for the server to log
+    again; here it ends, so one traceback is logged and the client gets JSON.
+    """
+
+    def __init__(self, app, allowed_hosts: frozenset | None):
+        self.app, self.allowed = app, allowed_hosts
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        started = False
 
         async def send_wrapper(message):
+            nonlocal started
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                headers += [(b"x-content-type-options", b"nosniff"),
-                            (b"referrer-policy", b"no-referrer"),
-                            (b"content-security-policy", self.CSP.encode()),
-                            (b"permissions-policy", b"camera=(self), microphone=()")]
-                message = {**message, "headers": headers}
+                started = True
+                message = {**message, "headers": [*message.get("headers", []), *_SEC_RAW]}
             await send(message)
 
-        return await self.app(scope, receive, send_wrapper)
+        ok, host = _host_allowed(scope, self.allowed)
+        if not ok:
+            shown = repr(host[:100]) if host else "(none)"
+            return await _error_response(
+                421, "bad_host", f"Host {shown} is not served here; open this server by the "
+                f"address it was started on, or start it with --allowed-host NAME",
+                {"Connection": "close"})(scope, receive, send_wrapper)
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:  # noqa: BLE001 (answered and logged once by _server_error)
+            if not started:
+                await _error_response(500, "internal", "internal server error (see the "
+                                      "server log)")(scope, receive, send_wrapper)
 
 
-__all__ = ["ApiError", "ServeLimits", "create_app"]
+_SEC_RAW = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in SECURITY_HEADERS.items()]
+
+
+__all__ = ["ApiError", "ServeLimits", "allowed_hosts_for", "create_app", "error_app",
+           "error_body"]
