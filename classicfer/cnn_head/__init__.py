@@ -1,4 +1,8 @@
-"""The small CNN head: a compact VGG-style network for 48x48 grayscale crops.
+"""The small CNN head: compact networks for 48x48 (or 64x64) grayscale face crops.
+
+Three families (:data:`ARCHITECTURES`, see :mod:`classicfer.cnn_head.model`): ``vgg``
+(the default), ``resnet`` (basic blocks) and ``mobilenet`` (inverted residuals), all
+trained, checkpointed and exported the same way.
 
 Training and export need torch (``pip install classicfer[cnn]``); inference of an
 exported model needs only onnxruntime (see :mod:`classicfer.runtime`). This module
@@ -6,6 +10,9 @@ imports nothing heavy: use ``classicfer.cnn_head.model``, ``.train`` and ``.expo
 """
 
 from __future__ import annotations
+
+#: Network families of the CNN head (``arch`` of a model configuration).
+ARCHITECTURES = ("vgg", "resnet", "mobilenet")
 
 
 def torch_available() -> bool:
@@ -26,4 +33,4 @@ def require_torch():
     return torch
 
 
-__all__ = ["require_torch", "torch_available"]
+__all__ = ["ARCHITECTURES", "require_torch", "torch_available"]

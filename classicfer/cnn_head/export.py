@@ -1,4 +1,4 @@
-"""Export a trained :class:`FerNet` to the deployment format (needs torch).
+"""Export a trained CNN head (any family of :mod:`.model`) to ONNX (needs torch).
 
 ``export_model`` writes ``model.onnx`` (input ``input`` NCHW float32 with a
 dynamic batch axis, output ``logits``) and ``model.json`` (see
@@ -68,8 +68,9 @@ def export_model(model, out_dir, *, classes, mean: float, std: float, size=(48, 
                          f"{model.config['n_classes']} outputs")
     data = onnx_bytes(FlipAverage(model) if tta_flip else model, size)
     train_meta = dict(training or {})
+    arch = {"arch": model.config.get("arch", "vgg"), **model.config}
     train_meta.setdefault("architecture", {k: list(v) if isinstance(v, tuple) else v
-                                           for k, v in model.config.items()})
+                                           for k, v in arch.items()})
     train_meta.setdefault("parameters", count_params(model))
     train_meta.setdefault("multiply_adds", count_flops(model, tuple(size)))
     sidecar = {

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from ..exceptions import ConfigError, DataError
-from .model import FerNet, count_flops, count_params
+from .model import build_model, count_flops, count_params
 
 DEFAULT_MODEL = {"widths": (16, 32, 64, 128), "attention": True, "dropout": 0.3}
 
@@ -191,7 +191,7 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
     config = dict(DEFAULT_MODEL, **(model_config or {}))
     config["n_classes"] = n_classes
     config["widths"] = tuple(config["widths"])
-    model = FerNet(**config)
+    model = build_model(config)
     if init_state is not None:
         head_w = init_state.get("head.weight")
         if head_w is not None and head_w.shape[0] != n_classes:
@@ -268,7 +268,8 @@ def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
                                     weights_only=False)["model"]
         log(f"resumed from {out / 'last.pt'} at epoch {start_epoch + 1}/{epochs}")
 
-    meta = {"config": config, "classes": list(classes), "mean": mean, "std": std, "epochs": epochs}
+    meta = {"config": config, "classes": list(classes), "mean": mean, "std": std, "epochs": epochs,
+            "size": list(xt.shape[-2:])}
     if swa:
         meta["swa"] = True
     if distill_setting:
@@ -423,7 +424,7 @@ def load_checkpoint(path):
     if not path.is_file():
         raise ConfigError(f"{path}: no such checkpoint")
     ck = torch.load(path, map_location="cpu", weights_only=False)
-    model = FerNet(**ck["config"])
+    model = build_model(ck["config"])
     state = {k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()}
     model.load_state_dict(state)
     model.eval()
@@ -499,11 +500,15 @@ def split_for_training(ds, val_fraction: float = 0.1, seed: int = 0):
 
 
 def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=(),
-                     log=print, progress: bool = True, **fit_kwargs) -> dict:
+                     targets: str = "majority", log=print, progress: bool = True,
+                     **fit_kwargs) -> dict:
     """Train on a :class:`~classicfer.datasets.Dataset`, export, and evaluate its test split.
 
     ``teachers``: checkpoints of the same classes whose mean flip-averaged logits on the
     training images are distilled into the model (``distill`` weight, 0.5 unless given).
+    ``targets``: ``"majority"`` trains on the labels; ``"votes"`` on the annotators' vote
+    distributions of a dataset with ``votes`` (FER+; Barsoum et al. 2016's "probability"
+    mode), validation and test still scored against the labels.
     Writes ``out_dir/checkpoints/{last,best}.pt`` (resumable), ``out_dir/model/`` (ONNX +
     sidecar), and ``out_dir/metrics.json``. Returns the metrics dict.
     """
@@ -517,6 +522,7 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
     classes = ds.classes
     y = np.array([classes.index(c) for c in ds.labels])
     tr, va, te = split_for_training(ds, seed=fit_kwargs.get("seed", 0))
+    y_fit = _training_targets(ds, targets, classes, tr, y)
     init_state = None
     if init_from:  # other classes: a fresh head
         init_state, norm, config = start_from(load_checkpoint(init_from)[1], classes)
@@ -525,13 +531,13 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
     out = Path(out_dir)
     t_cpu = time.process_time()
     x_tr = to_tensor(ds.images[tr])
-    training = {"epochs": epochs, "dataset": ds.name}
+    training = {"epochs": epochs, "dataset": ds.name, "targets": targets}
     if teachers and fit_kwargs.setdefault("distill", 0.5) > 0:  # weight 0: no teacher needed
         fit_kwargs["teacher_logits"] = ensemble_logits(list(teachers), x_tr, classes=classes)[0]
         training["distillation"] = {"teachers": [str(t) for t in teachers],
                                     "weight": fit_kwargs["distill"],
                                     "temperature": fit_kwargs.get("distill_temperature", 2.0)}
-    res = fit(x_tr, y[tr], ds.images[va] if len(va) else None,
+    res = fit(x_tr, y_fit, ds.images[va] if len(va) else None,
               y[va] if len(va) else None, classes=classes, epochs=epochs,
               out_dir=out / "checkpoints", init_state=init_state, log=log, progress=progress,
               **fit_kwargs)
@@ -556,3 +562,20 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
     metrics["onnx_parity_max_abs_diff"] = parity_check(model, model_dir, sample)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     return metrics
+
+
+def _training_targets(ds, targets, classes, rows, y):
+    """Class indices (``majority``) or vote distributions (``votes``) of the training rows."""
+    if targets == "majority":
+        return y[rows]
+    if targets != "votes":
+        raise ConfigError(f"targets must be 'majority' or 'votes', got {targets!r}")
+    if getattr(ds, "votes", None) is None:
+        raise ConfigError(f"targets 'votes' needs a dataset with annotators' votes (FER+, "
+                          f"format ferplus); {ds.name} has none")
+    from ..datasets._ferplus import VOTE_EMOTIONS, vote_distribution
+
+    other = [c for c in classes if c not in VOTE_EMOTIONS]
+    if other:
+        raise ConfigError(f"targets 'votes': no vote column for the class {other[0]!r}")
+    return vote_distribution(np.asarray(ds.votes)[rows], classes)

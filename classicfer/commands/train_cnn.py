@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
+from ..cnn_head import ARCHITECTURES
 from ._common import data_options, handle_errors
 
 
@@ -15,11 +18,22 @@ from ._common import data_options, handle_errors
               help="Output folder: checkpoints/, model/ (ONNX + model.json), metrics.json.")
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=3e-3, show_default=True, type=float, help="Peak learning rate.")
-@click.option("--widths", default="16,32,64,128", show_default=True,
-              help="Stem width, then one width per double-conv stage.")
+@click.option("--arch", type=click.Choice(ARCHITECTURES), default=None,
+              help="Network family: vgg (double-conv stages), resnet (basic blocks) or "
+                   "mobilenet (inverted residuals)  [vgg; with --init-from, the checkpoint's].")
+@click.option("--widths", default=None,
+              help="Stem width, then one width per stage  [vgg 16,32,64,128; "
+                   "resnet 16,16,32,64,128; mobilenet 16,24,40,80,128].")
 @click.option("--attention/--no-attention", default=True, show_default=True,
-              help="Squeeze-excitation after each stage.")
-@click.option("--label-smoothing", default=0.1, show_default=True, type=float)
+              help="Squeeze-excitation blocks (after each vgg stage, in each resnet or "
+                   "mobilenet block).")
+@click.option("--size", type=click.Choice(["48", "64"]), default="48", show_default=True,
+              help="Input side: the crops are resized to SIZE x SIZE for training and export.")
+@click.option("--targets", type=click.Choice(["majority", "votes"]), default="majority",
+              show_default=True,
+              help="Train on the labels, or on the annotators' vote distributions (FER+).")
+@click.option("--label-smoothing", default=None, type=float,
+              help="Label smoothing  [0.1; 0 with --targets votes].")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--threads", default=0, show_default=True, type=int,
               help="Torch threads (0 = all cores).")
@@ -40,10 +54,10 @@ from ._common import data_options, handle_errors
               help="With --teacher: softening temperature of teacher and student [2].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
-def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, attention,
-              label_smoothing, seed, threads, resume, stop_after, init_from, swa, teachers,
-              distill, distill_t, quiet):
-    """Train the compact CNN on 48x48 grayscale crops and export it (needs torch).
+def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, arch, widths, attention,
+              size, targets, label_smoothing, seed, threads, resume, stop_after, init_from,
+              swa, teachers, distill, distill_t, quiet):
+    """Train a compact CNN on 48x48 (or 64x64) grayscale crops and export it (needs torch).
 
     Uses the dataset's train split to fit, its val split (FER-2013 PublicTest) to pick the
     best epoch, and reports its test split (PrivateTest) once.
@@ -51,6 +65,10 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, a
     \b
     Example:
       classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 14 --out runs/cnn
+      classicfer train-cnn --data ../shared/datasets/fer2013 --arch resnet --size 64 \\
+          --epochs 14 --out runs/cnn-resnet64
+      classicfer train-cnn --data ../shared/datasets/ferplus --format ferplus \\
+          --targets votes --arch mobilenet --epochs 14 --out runs/ferplus-mobilenet
       classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 6 --swa --lr 5e-4 \\
           --init-from runs/cnn/checkpoints/best.pt --out runs/cnn-swa
       classicfer train-cnn --data ../shared/datasets/fer2013 --epochs 8 --swa --lr 5e-4 \\
@@ -64,25 +82,32 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, a
     from ..datasets import load_dataset
     from ..exceptions import ConfigError
 
-    try:
-        w = tuple(int(v) for v in widths.split(","))
-    except ValueError:
-        raise ConfigError(f"--widths expects comma-separated integers, got {widths!r}") from None
-    if len(w) < 2 or min(w) < 1:
-        raise ConfigError(f"--widths needs a stem and at least one stage, got {widths!r}")
+    model_config = _model_config(arch, widths, attention)
     if not teachers and (distill is not None or distill_t is not None):
         raise ConfigError("--distill and --distill-t need --teacher")
+    if init_from and arch is not None:
+        _check_init_arch(init_from, arch)
+    side, ck_dir = int(size), Path(out_dir) / "checkpoints"
+    if resume:
+        _check_resume_size(ck_dir / "last.pt", side)
     ds = load_dataset(data_path, data_format)
+    if targets == "votes" and ds.votes is None:
+        raise ConfigError(f"--targets votes needs a dataset with annotators' votes (FER+, "
+                          f"--format ferplus); this {ds.name} dataset has none")
+    ds = _resized(ds, side)
+    if label_smoothing is None:
+        label_smoothing = 0.0 if targets == "votes" else 0.1
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
     m = train_on_dataset(ds, out_dir, epochs=epochs, init_from=init_from, log=log,
                          progress=not quiet, batch_size=batch_size, lr=lr,
                          label_smoothing=label_smoothing, seed=seed, threads=threads or None,
                          resume=resume, stop_after=stop_after, swa=swa, teachers=teachers,
+                         targets=targets,
                          **({"distill": 0.5 if distill is None else distill,
                              "distill_temperature": 2.0 if distill_t is None else distill_t}
                             if teachers else {}),
-                         **({} if init_from else
-                            {"model_config": {"widths": w, "attention": attention}}))
+                         **({} if init_from else {"model_config": model_config}))
+    _record_size(ck_dir, side)
     click.echo(f"best epoch {m['best_epoch']}"
                + (f", val accuracy {m['val_accuracy']:.4f}" if m["val_accuracy"] is not None
                   else "")
@@ -90,3 +115,86 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, widths, a
                   if "test_accuracy" in m else ""))
     click.echo(f"model: {out_dir}/model (ONNX parity max abs diff "
                f"{m['onnx_parity_max_abs_diff']:.2e})")
+
+
+def _model_config(arch, widths, attention) -> dict:
+    """The model configuration of ``--arch``/``--widths``/``--attention`` (see ``arch_config``)."""
+    from ..cnn_head.model import arch_config
+    from ..exceptions import ConfigError
+
+    w = None
+    if widths is not None:
+        try:
+            w = tuple(int(v) for v in widths.split(","))
+        except ValueError:
+            raise ConfigError(f"--widths expects comma-separated integers, got {widths!r}"
+                              ) from None
+        if len(w) < 2 or min(w) < 1:
+            raise ConfigError(f"--widths needs a stem and at least one stage, got {widths!r}")
+    return arch_config(arch or "vgg", widths=w, attention=attention)
+
+
+def _check_init_arch(path, arch) -> None:
+    """A ConfigError when ``--arch`` names another family than the ``--init-from`` checkpoint."""
+    import torch
+
+    from ..exceptions import ConfigError
+
+    try:
+        have = torch.load(path, map_location="cpu", weights_only=False)["config"].get(
+            "arch", "vgg")
+    except Exception:  # noqa: BLE001 (any unreadable file)
+        raise ConfigError(f"--init-from {path}: not a CNN checkpoint (best.pt / last.pt)"
+                          ) from None
+    if have != arch:
+        raise ConfigError(f"--arch {arch}: the --init-from checkpoint is a {have} network "
+                          "(fine-tuning keeps the checkpoint's network; leave out --arch)")
+
+
+def _check_resume_size(path: Path, side: int) -> None:
+    """A ConfigError when ``--resume`` would continue a run made at another ``--size``."""
+    if not path.is_file():
+        return  # the trainer explains that there is nothing to resume
+    import torch
+
+    from ..exceptions import ConfigError
+
+    have = torch.load(path, map_location="cpu", weights_only=False).get("size")
+    if have is not None and list(have) != [side, side]:
+        raise ConfigError(f"--resume: the checkpoint was trained at {have[0]}x{have[1]}; "
+                          f"use --size {have[0]} or start afresh")
+
+
+def _resized(ds, side: int):
+    """``ds`` with its (N, H, W) crops resized to ``side`` x ``side`` (unchanged if they are)."""
+    import dataclasses
+
+    import cv2
+    import numpy as np
+
+    images = ds.images
+    if not isinstance(images, np.ndarray) or images.ndim != 3 \
+            or images.shape[1:] == (side, side):
+        return ds  # the trainer rejects crops that are not (N, H, W)
+    interp = cv2.INTER_AREA if side < min(images.shape[1:]) else cv2.INTER_LINEAR
+    out = np.empty((len(images), side, side), dtype=np.uint8)
+    for i, im in enumerate(images):
+        out[i] = cv2.resize(np.ascontiguousarray(im, dtype=np.uint8), (side, side),
+                            interpolation=interp)
+    return dataclasses.replace(ds, images=out)
+
+
+def _record_size(ck_dir: Path, side: int) -> None:
+    """Write the input side into the run's checkpoints (``size``, read by ``classicfer export``
+    and by :func:`_check_resume_size`)."""
+    import torch
+
+    from ..cnn_head.train import _atomic_save
+
+    for name in ("best.pt", "last.pt"):
+        path = ck_dir / name
+        if path.is_file():
+            ck = torch.load(path, map_location="cpu", weights_only=False)
+            if ck.get("size") != [side, side]:
+                ck["size"] = [side, side]
+                _atomic_save(ck, path)
