@@ -10,9 +10,15 @@ Recipe (one command; resumable with --resume, checkpoints under --ckpt):
   robustness suite (classicfer.cnn_head._corrupt) at --corrupt;
 * start: checkpoints-shipped/fer2013-cnn/best.pt, its 7-class head extended by contempt.
 
+Selection (declared before any result): among runs of this recipe, the one with the best
+mean of FER+ val majority accuracy and the FER+ val robustness mean at severity 3
+(``benchmarks/generalisation.py --split val --robustness``); CK+48 and the test splits
+play no part.
+
 Example::
 
-    python scripts/train_ferplus.py --epochs 12 --ckpt checkpoints/ferplus-cnn
+    python scripts/train_ferplus.py --epochs 30 --ckpt checkpoints/ferplus-a
+    python scripts/train_ferplus.py --ckpt checkpoints/ferplus-a --export classicfer/models/ferplus-cnn
 """
 
 from __future__ import annotations
@@ -81,7 +87,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--stop-after", type=int, default=None)
+    ap.add_argument("--export", default=None, metavar="DIR",
+                    help="export CKPT/best.pt (flip averaging in the graph) to DIR and stop")
+    ap.add_argument("--name", default="ferplus-cnn", help="model name written by --export")
     args = ap.parse_args(argv)
+    if args.export:
+        return export(args)
 
     import torch
 
@@ -124,6 +135,27 @@ def main(argv=None):
     with open(f"{args.ckpt}/summary.json", "w") as f:
         json.dump(summary, f, indent=2)
     print(json.dumps(summary))
+
+
+def export(args):
+    """Write the deployment folder of ``ckpt/best.pt`` and check ONNX parity on FER+ val."""
+    from classicfer.cnn_head.export import FlipAverage, export_model, latency_ms, parity_check
+    from classicfer.cnn_head.train import load_checkpoint
+    from classicfer.datasets import load_dataset
+
+    model, ck = load_checkpoint(f"{args.ckpt}/best.pt")
+    summary = json.load(open(f"{args.ckpt}/summary.json"))
+    ds = load_dataset(args.ferplus, "ferplus").split("val")
+    training = {"dataset": "ferplus", "targets": "votes mixed with FER-2013 labels",
+                "recipe": summary["command"], "best_epoch": summary["best_epoch"],
+                "epochs": summary["args"]["epochs"], "cpu_s": summary["cpu_s"],
+                "init": summary["args"]["init"], "history": ck.get("history", [])}
+    out = export_model(model, args.export, classes=ck["classes"], mean=ck["mean"],
+                       std=ck["std"], name=args.name, training=training,
+                       metrics={"ferplus_val_accuracy": summary["val_acc"]}, tta_flip=True)
+    diff = parity_check(FlipAverage(model), out, ds.images[:256])
+    print(json.dumps({"model": str(out), "parity_max_abs_diff": diff,
+                      "latency": latency_ms(out)}))
 
 
 if __name__ == "__main__":
