@@ -1,5 +1,12 @@
 """classicfer: facial expression recognition you can run on a CPU, offline."""
 
+import os as _os
+
+# onnxruntime's telemetry writes a device id and an event database under
+# ~/.cache/Microsoft/DeveloperTools and looks up Microsoft's event host unless this is set
+# before onnxruntime loads. classicfer runs offline and writes nothing unasked: keep it off.
+_os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+
 from .labels import EMOTIONS
 
 __all__ = ["EMOTIONS", "__version__"]

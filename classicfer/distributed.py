@@ -67,24 +67,95 @@ def connect(scheduler: str | None = None, *, n_workers: int | None = None,
     """A ``distributed.Client``: to ``scheduler`` when given, else to a new LocalCluster.
 
     Returns ``(client, cluster)``; ``cluster`` is None for a remote scheduler. An
-    unreachable address raises :class:`ConfigError` naming it (after ``timeout`` s).
+    unreachable address, or one where no Dask scheduler answers (see
+    :func:`check_scheduler`), raises :class:`ConfigError` naming it (after at
+    most ``timeout`` s, default :data:`CONNECT_TIMEOUT`).
     """
     distributed = require_dask()
-    timeout = CONNECT_TIMEOUT if timeout is None else timeout
+    timeout = CONNECT_TIMEOUT if timeout is None else float(timeout)
+    if timeout <= 0:
+        raise ConfigError(f"the scheduler timeout must be > 0 seconds, got {timeout:g}")
     if scheduler:
+        check_scheduler(scheduler, timeout)
         try:
             client = distributed.Client(scheduler, timeout=f"{timeout}s")
         except (OSError, TimeoutError, ValueError) as e:
             raise ConfigError(f"cannot reach the Dask scheduler at {scheduler} within "
-                              f"{timeout:g} s ({type(e).__name__}); start one with "
-                              "`dask scheduler` or omit --scheduler for a local cluster"
-                              ) from None
+                              f"{timeout:g} s ({type(e).__name__}); {_START_HINT}") from None
         return client, None
     n_workers = n_workers or min(2, os.cpu_count() or 1)
     cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker,
                                        processes=processes, dashboard_address=":0",
                                        silence_logs=40)
     return distributed.Client(cluster), cluster
+
+
+_START_HINT = "start one with `dask scheduler` or omit --scheduler for a local cluster"
+
+
+async def _identify(address: str, timeout: float) -> object:
+    """Open a Dask comm to ``address`` and ask the server's identity."""
+    from distributed.comm import connect as comm_connect
+    from distributed.security import Security
+
+    args = Security().get_connection_args("client")
+    comm = await comm_connect(address, timeout=timeout, **args)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _identify_within(address: str, timeout: float) -> object:
+    """:func:`_identify` on a private event loop and thread, cut off after ``timeout`` s."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    pool = ThreadPoolExecutor(1, thread_name_prefix="classicfer-scheduler-check")
+    try:
+        fut = pool.submit(asyncio.run, asyncio.wait_for(_identify(address, timeout), timeout))
+        try:
+            return fut.result(timeout + 5)
+        except (FutureTimeout, asyncio.TimeoutError):  # distinct from TimeoutError before 3.11
+            raise TimeoutError from None
+    finally:
+        pool.shutdown(wait=False)
+
+
+def check_scheduler(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """Check that ``address`` is a Dask scheduler that answers within ``timeout`` seconds.
+
+    ``distributed.Client`` waits for the server's handshake without a time limit
+    and decodes whatever arrives as a message, so a port held by another service
+    would hang it or make it allocate absurd buffers. This asks the server who it
+    is over a connection of its own, bounded in time.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the address: nothing listens, no answer in time, not the
+        Dask protocol, or a Dask server that is not a scheduler (a worker).
+    """
+    if str(address).startswith("inproc://"):
+        return  # in-process: nothing on the network to be wrong about
+    try:
+        reply = _identify_within(address, timeout)
+    except TimeoutError:
+        raise ConfigError(f"no Dask scheduler answered at {address} within {timeout:g} s "
+                          f"(is it a Dask scheduler address?); {_START_HINT}") from None
+    except OSError as e:
+        raise ConfigError(f"cannot reach the Dask scheduler at {address} within "
+                          f"{timeout:g} s ({type(e).__name__}); {_START_HINT}") from None
+    except Exception as e:  # noqa: BLE001 (whatever a foreign service's bytes decode to)
+        raise ConfigError(f"{address} is not a Dask scheduler: it does not speak the Dask "
+                          f"protocol ({type(e).__name__}); {_START_HINT}") from None
+    kind = reply.get("type") if isinstance(reply, dict) else None
+    if kind != "Scheduler":
+        what = f"a Dask {kind}" if isinstance(kind, str) else "another Dask service"
+        raise ConfigError(f"{address} is {what}, not a Dask scheduler; give the scheduler's "
+                          "address (`dask scheduler` prints it)")
 
 
 @contextlib.contextmanager
@@ -101,6 +172,10 @@ def backend_context(backend: str = "local", scheduler: str | None = None,
         ``tcp://host:8786`` of a running ``dask scheduler``; without it a
         LocalCluster of ``n_workers`` single-thread worker processes is started
         and shut down on exit.
+    timeout : float, optional
+        Seconds to wait for ``scheduler`` to answer as a Dask scheduler
+        (default :data:`CONNECT_TIMEOUT`); a silent or foreign service at that
+        address raises :class:`ConfigError` instead of hanging.
 
     Yields
     ------
@@ -504,6 +579,7 @@ __all__ = [
     "Chunk",
     "StreamManifest",
     "backend_context",
+    "check_scheduler",
     "connect",
     "extract_features_sharded",
     "iter_manifest_chunks",

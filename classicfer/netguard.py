@@ -20,8 +20,10 @@ Two layers, both active only inside the ``with`` block:
    (``from socket import socket``). Audit hooks cannot be removed, so the hook is
    installed once and consults a counter; outside the guard it does nothing.
 2. ``socket.socket`` is replaced by a subclass that cannot be instantiated, and
-   ``socket.create_connection`` and ``socket.socketpair`` by functions that raise, restored on exit (for interpreters where
-   audit hooks are unavailable).
+   ``socket.create_connection`` and ``socket.socketpair`` by functions that raise (for
+   interpreters where audit hooks are unavailable). The originals are saved by the first
+   ``with`` block to enter and restored by the last one to leave, so nested blocks and
+   blocks of several threads, entered and left in any order, leave ``socket`` as it was.
 
 Limits: native libraries that call the C ``socket()`` directly (not through
 Python) are not seen; neither are child processes. classicfer's runtime uses
@@ -49,8 +51,13 @@ BLOCKED_EVENTS = frozenset({
     "socket.gethostbyname_ex", "socket.getnameinfo",
 })
 
+_PATCHED = ("socket", "create_connection", "socketpair")
+
 _lock = threading.Lock()
+#: number of active ``no_network`` blocks (all threads)
 _depth = 0
+#: the ``socket`` attributes saved by the first block to enter, restored by the last to leave
+_saved: dict = {}
 _hook_installed = False
 #: Every blocked attempt, as (event, args repr), newest last (cleared on entry).
 attempts: list[tuple[str, str]] = []
@@ -94,26 +101,38 @@ def no_network():
 
     Yields the list of blocked attempts (also kept in :data:`attempts`), so a
     test can assert it stayed empty even if the code under test swallowed the
-    exception.
+    exception. The guard is process-wide: while any thread is inside a block,
+    every thread is blocked. Blocks may nest and may be entered and left by
+    several threads in any order; the network comes back when the last one leaves.
     """
-    global _depth
     with _lock:
-        _install_hook()
-        if _depth == 0:
-            attempts.clear()
-        _depth += 1
-        saved = {name: getattr(socket, name) for name in
-                 ("socket", "create_connection", "socketpair")}
-        socket.socket = _GuardedSocket
-        socket.create_connection = _blocked("socket.create_connection")
-        socket.socketpair = _blocked("socket.socketpair")
+        _enter()
     try:
         yield attempts
     finally:
         with _lock:
-            for name, value in saved.items():
-                setattr(socket, name, value)
-            _depth -= 1
+            _leave()
+
+
+def _enter():
+    global _depth
+    _install_hook()
+    if _depth == 0:
+        attempts.clear()
+        _saved.update({name: getattr(socket, name) for name in _PATCHED})
+        socket.socket = _GuardedSocket
+        socket.create_connection = _blocked("socket.create_connection")
+        socket.socketpair = _blocked("socket.socketpair")
+    _depth += 1
+
+
+def _leave():
+    global _depth
+    _depth -= 1
+    if _depth == 0:
+        for name, value in _saved.items():
+            setattr(socket, name, value)
+        _saved.clear()
 
 
 def network_blocked() -> bool:

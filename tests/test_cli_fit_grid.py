@@ -136,3 +136,53 @@ def test_help(runner):
     for cmd in ("fit", "grid"):
         r = runner.invoke(cli, [cmd, "--help"])
         assert r.exit_code == 0 and "Example:" in r.output
+
+
+def test_fit_help_lists_every_registered_feature(runner):
+    from classicfer.features import FEATURES
+
+    r = runner.invoke(cli, ["fit", "--help"])
+    assert r.exit_code == 0
+    words = set(r.output.replace(",", " ").replace("(", " ").replace(")", " ").split())
+    assert set(FEATURES) <= words, sorted(set(FEATURES) - words)
+
+
+def _data_args(command, data, tmp_path):
+    extra = {"fit": ["--out", str(tmp_path / "m")],
+             "evaluate": ["--folds", "2", "--out", str(tmp_path / "r")],
+             "grid": ["--cv", "group:3", "--out", str(tmp_path / "r")]}[command]
+    return [command, "--data", str(data), "--features", "hog", "-q", *extra]
+
+
+@pytest.mark.parametrize("command", ["fit", "evaluate", "grid"])
+@pytest.mark.parametrize("classifier,param,message", [
+    ("logreg", "pca=5000", "Error: --param pca=5000 does not suit this data: n_components=5000"),
+    ("knn", "n_neighbors=5000", "Error: --param n_neighbors=5000 does not suit this data"),
+    ("logreg", "pixels_per_cell=100",
+     "Error: fitting failed with --param pixels_per_cell=100: crop is 48x48"),
+])
+def test_param_the_data_cannot_take_is_one_error_line(runner, tiny_ckplus48, tmp_path, command,
+                                                      classifier, param, message):
+    r = runner.invoke(cli, [*_data_args(command, tiny_ckplus48, tmp_path),
+                            "--classifier", classifier, "--param", param])
+    assert isinstance(r.exception, SystemExit), repr(r.exception)  # not the estimator's error
+    assert r.exit_code == 1
+    assert message in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_fit_refuses_a_non_empty_out_folder_without_force(runner, tiny_fer_folder, tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    args = ["fit", "--data", str(tiny_fer_folder), "--features", "hog", "--classifier", "logreg",
+            "--out", str(out), "-q"]
+    r = runner.invoke(cli, args)
+    assert r.exit_code == 1
+    assert f"Error: {out}: folder exists and is not empty; choose another --out or pass --force" \
+        in r.output
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    r = runner.invoke(cli, [*args, "--force"])
+    assert r.exit_code == 0, r.output
+    assert (out / "model.json").is_file() and (out / "model.onnx").is_file()
+

@@ -103,6 +103,77 @@ def test_cli_bad_backend_input(tiny_ckplus48, tmp_path, monkeypatch):
     assert len(r.output.strip().splitlines()) == 1
 
 
+@pytest.fixture(params=["silent", "http"])
+def not_a_scheduler(request):
+    """``tcp://127.0.0.1:PORT`` of a server that accepts and then says nothing, or answers
+    like an HTTP server (bytes a Dask client would read as a 3 EiB message)."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    srv.settimeout(0.1)
+    stop, conns = threading.Event(), []
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                continue
+            conns.append(conn)
+            if request.param == "http":
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"tcp://127.0.0.1:{srv.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for c in conns:
+        c.close()
+    srv.close()
+
+
+def _invoke_within(args, seconds):
+    """CliRunner result of ``classicfer ARGS``, or None if it is still running after ``seconds``."""
+    import threading
+
+    out = []
+    t = threading.Thread(target=lambda: out.append(CliRunner().invoke(cli, args)), daemon=True)
+    t.start()
+    t.join(seconds)
+    return out[0] if out else None
+
+
+@pytest.mark.parametrize("command", ["fit", "grid"])
+def test_scheduler_that_is_not_dask_fails_fast_in_one_line(not_a_scheduler, command,
+                                                            tiny_ckplus48, tmp_path):
+    pytest.importorskip("distributed")
+    extra = ["--cv", "3"] if command == "grid" else []
+    args = [command, "--data", str(tiny_ckplus48), "--features", "hog", "--classifier",
+            "logreg", "--out", str(tmp_path / "out"), "-q", *extra, "--backend", "dask",
+            "--scheduler", not_a_scheduler, "--scheduler-timeout", "1"]
+    r = _invoke_within(args, 30)
+    assert r is not None, "still waiting for the scheduler after 30 s"
+    assert isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == 1
+    assert r.output.startswith("Error: ") and not_a_scheduler in r.output
+    assert "Dask scheduler" in r.output
+    assert len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_check_scheduler_accepts_a_scheduler_and_refuses_a_worker(cluster):
+    from classicfer.distributed import check_scheduler
+
+    check_scheduler(cluster.scheduler.address, 5)
+    worker = next(iter(cluster.scheduler_info()["workers"]))
+    with pytest.raises(ConfigError, match="not a Dask scheduler"):
+        check_scheduler(worker, 5)
+
+
 def _in_memory(root, spec="hog+lbp"):
     ds = load_dataset(root)
     F = make_features(spec).transform(ds.images)

@@ -102,3 +102,35 @@ def test_demo_text_output():
     r = run("--demo", "--method", "mtcnn")
     assert r.exit_code == 0
     assert r.stdout.startswith("<astronaut>: face 1 box=(") and "landmarks=5" in r.stdout
+
+
+def test_several_inputs_refuse_an_image_file_name_as_out(folder, tmp_path):
+    out = tmp_path / "x.png"
+    r = run(str(folder / "a_face.jpg"), str(folder / "e_rgba.png"), "--out", str(out))
+    assert r.exit_code == 1
+    assert f"Error: --out {out} looks like an image file name, but 2 inputs" in r.output
+    assert "pass a folder" in r.output
+    assert not out.exists()
+    existing = tmp_path / "taken.txt"
+    existing.write_text("keep")
+    r = run(str(folder / "a_face.jpg"), str(folder / "e_rgba.png"), "--out", str(existing))
+    assert r.exit_code == 1 and f"Error: --out {existing} is a file" in r.output
+    assert existing.read_text() == "keep"
+
+
+def test_one_input_may_go_to_an_existing_folder(folder, tmp_path):
+    r = run(str(folder / "a_face.jpg"), "--out", str(tmp_path), "-q")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a_face.png").is_file()
+
+
+def test_result_lines_do_not_share_a_line_with_the_progress_bar(folder):
+    images = [str(folder / n) for n in ("a_face.jpg", "e_rgba.png", "f_palette.png")]
+    r = run(*images)  # several inputs: the progress bar is on (stderr)
+    assert r.exit_code == 0, r.output
+    assert "detect:" in r.stderr  # the bar was drawn
+    results = [ln for ln in r.output.splitlines() if "box=(" in ln]  # splits at \r too
+    assert len(results) == 3
+    for line in results:
+        assert line.startswith(tuple(images)), repr(line)
+    assert r.stdout.splitlines() == results

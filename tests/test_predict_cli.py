@@ -215,3 +215,21 @@ def test_demo_with_the_default_model():
     (face,) = json.loads(r.stdout)[0]["faces"]
     assert max(face["probabilities"], key=face["probabilities"].get) in EMOTIONS
     assert sum(face["probabilities"].values()) == pytest.approx(1, abs=1e-4)
+
+
+def test_quiet_drops_notes_but_keeps_results_and_errors(model, tmp_path):
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((120, 160), 90, np.uint8)).save(blank)
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not an image")
+    args = ["--model", model, "--json", str(ASTRONAUT), str(blank)]
+    loud = run(args)
+    assert loud.exit_code == 0 and "no face found" in loud.stderr
+    for flag in ("-q", "--quiet"):
+        r = run([*args, flag])
+        assert r.exit_code == 0
+        assert r.stderr == ""
+        assert r.stdout == loud.stdout  # the same records
+    r = run([*args, str(broken), "-q"])
+    assert r.exit_code == 1
+    assert r.stderr.startswith(f"Error: {broken}") and len(r.stderr.splitlines()) == 1

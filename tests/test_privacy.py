@@ -224,3 +224,41 @@ def test_watch_blurs_faces_and_shows_notice_in_saved_video(model_dir, tmp_path, 
     band = g[-12:]
     assert np.median(band) < 100  # darkened from 160
     assert (band > 220).sum() > 20  # white text (the strip itself is 160)
+
+
+def test_guard_interleaved_across_threads_restores_the_network():
+    """Thread A enters, thread B enters, A leaves, B leaves: the network comes back."""
+    import threading
+
+    original = socket.socket
+    a_in, b_in, a_out = (threading.Event() for _ in range(3))
+    seen = {}
+
+    def thread_a():
+        try:
+            with no_network():
+                a_in.set()
+                seen["a_saw_b"] = b_in.wait(10)
+        finally:
+            a_out.set()
+
+    def thread_b():
+        seen["b_saw_a"] = a_in.wait(10)
+        with no_network():
+            b_in.set()
+            seen["b_saw_a_leave"] = a_out.wait(10)
+            # A has left, B has not: still guarded.
+            seen["blocked_after_a_left"] = network_blocked()
+            seen["patched_after_a_left"] = socket.socket is not original
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == dict.fromkeys(("a_saw_b", "b_saw_a", "b_saw_a_leave",
+                                  "blocked_after_a_left", "patched_after_a_left"), True)
+    assert not network_blocked()
+    assert socket.socket is original
+    s = socket.socket()
+    s.close()

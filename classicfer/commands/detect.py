@@ -39,7 +39,8 @@ def _expand(inputs):
 @click.option("--upsample", type=click.IntRange(0, 3), default=0, show_default=True,
               help="Upscale 2**N times before detecting (small faces).")
 @click.option("--out", "out_path", type=click.Path(), default=None,
-              help="Annotated PNG (boxes, landmarks); a folder when there are several inputs.")
+              help="Annotated PNG (boxes, landmarks); a folder (required with several "
+                   "inputs; also accepted with one).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (boxes, scores, landmarks).")
 @click.option("--demo", is_flag=True, help="Use the bundled astronaut photo as input.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -72,19 +73,14 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
     if not paths:
         raise ConfigError("no input images: give IMAGE paths or folders (or --demo)")
     several = len(paths) > 1
-    out_dir = None
-    if out_path is not None and several:
-        out_dir = Path(out_path)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise ConfigError(f"--out {out_dir} must be a folder when there are "
-                              f"{len(paths)} inputs")
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _out_folder(out_path, len(paths))
 
     records, failures = [], 0
     bar = progress(paths, quiet=quiet or not several, desc="detect", unit="img")
 
-    def say(line):  # stderr line that does not break the progress bar
-        bar.write(line, file=sys.stderr)
+    def say(line, file=None):  # a line (stderr by default) that does not break the bar
+        with bar.external_write_mode(file=file or sys.stderr):
+            click.echo(line, file=file or sys.stderr)
 
     for path in bar:
         name = str(path)
@@ -104,7 +100,7 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
                       "faces": [f.to_dict() for f in faces]}
             if out_path is not None:
                 stem = "astronaut" if path == "<astronaut>" else Path(name).stem
-                target = out_dir / f"{stem}.png" if several else Path(out_path)
+                target = out_dir / f"{stem}.png" if out_dir is not None else Path(out_path)
                 _save_png(draw_faces(img, faces), target)
         except ClassicferError as e:
             failures += 1
@@ -119,8 +115,8 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
             for i, f in enumerate(faces, 1):
                 x, y, w, h = f.box
                 extra = "" if f.landmarks is None else f" landmarks={len(f.landmarks)}"
-                click.echo(f"{name}: face {i} box=({x}, {y}, {w}, {h}) "
-                           f"score={f.score:.3f} method={f.method}{extra}")
+                say(f"{name}: face {i} box=({x}, {y}, {w}, {h}) "
+                    f"score={f.score:.3f} method={f.method}{extra}", file=sys.stdout)
     if as_json:
         click.echo(json.dumps(records if several else records[0], indent=1))
     if out_path is not None and not quiet:
@@ -128,6 +124,33 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
     if failures:
         warn(f"{failures} of {len(paths)} input{'s' if len(paths) != 1 else ''} failed")
         raise SystemExit(1)
+
+
+def _out_folder(out_path, n_inputs: int):
+    """The folder for the annotated images, or None when ``--out`` names one PNG file.
+
+    Several inputs need a folder: an ``--out`` that is an existing file or ends
+    like an image file name is refused instead of becoming a folder called
+    ``x.png``. One input may also go to an existing folder (as ``<stem>.png``).
+    """
+    from pathlib import Path
+
+    from ..exceptions import ConfigError
+
+    if out_path is None:
+        return None
+    out = Path(out_path)
+    if n_inputs == 1:
+        return out if out.is_dir() else None
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file; with {n_inputs} inputs --out must be a "
+                          "folder for the annotated images")
+    if not out.exists() and out.suffix.lower() in _EXTS:
+        raise ConfigError(f"--out {out} looks like an image file name, but {n_inputs} inputs "
+                          "give one annotated image each: pass a folder (e.g. --out "
+                          f"{out.with_suffix('')}/) or a single input")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
 
 
 def _save_png(rgb, target):

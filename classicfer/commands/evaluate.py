@@ -30,6 +30,57 @@ def _parse_map(values) -> dict:
     return out
 
 
+def _check_corruption(corruption, model_path):
+    if corruption is None:
+        return None
+    from ..evaluation.corruptions import parse_corruption
+    from ..exceptions import ConfigError
+
+    if not model_path:
+        raise ConfigError("--corrupt scores a prefit --model on corrupted test images; "
+                          "it does not apply to pipelines trained here")
+    return parse_corruption(corruption)
+
+
+def _corrupted(ds, corruption, seed):
+    """A copy of ``ds`` whose images are corrupted (``(name, severity)``), seeded."""
+    if ds is None:
+        return None
+    import numpy as np
+
+    from ..evaluation.corruptions import corrupt
+
+    out = ds.subset(np.arange(len(ds)))
+    out.images = corrupt(out.images, *corruption, seed=seed)
+    out.name = f"{ds.name}@{corruption[0]}-{corruption[1]}"
+    return out
+
+
+def _check_datasets(*pairs) -> None:
+    """Each (path, format) given: the path exists and the format name is known."""
+    import os
+
+    from ..datasets import resolve_format
+    from ..exceptions import DataError
+
+    for path, fmt in pairs:
+        if path is None:
+            continue
+        if not os.path.exists(path):
+            raise DataError(f"{path}: no such file or directory")
+        resolve_format(fmt, path)
+
+
+def _check_pickle(model_path, allow_pickle: bool) -> None:
+    """Refuse a pickle ``--model`` (one line) unless ``--allow-pickle`` was given."""
+    import os
+
+    from ..evaluation._models import is_pickle_path, refuse_pickle
+
+    if os.path.isfile(model_path) and is_pickle_path(model_path):
+        refuse_pickle(model_path, allow_pickle, "--allow-pickle")
+
+
 @click.command()
 @click.option("--data", "data_path", type=click.Path(), default=None,
               help="Dataset to evaluate on (for cross-dataset: the dataset to fit on, A).")
@@ -41,7 +92,7 @@ def _parse_map(values) -> dict:
 @click.option("--test-format", default=None, help="Force the format of --test-data.")
 @click.option("--model", "model_path", default=None,
               help="A model folder (model.onnx + model.json), a bundled model name, or a "
-                   ".joblib file of a fitted estimator.")
+                   ".joblib file of a fitted estimator (with --allow-pickle).")
 @click.option("--features", callback=split_plus, default=None,
               help="Feature spec of a pipeline to train, e.g. hog+lbp.")
 @click.option("--classifier", default=None, help="Classifier of that pipeline, e.g. linear-svm.")
@@ -67,11 +118,18 @@ def _parse_map(values) -> dict:
               help="Mistakes shown in misclassified.png.")
 @click.option("--flip/--no-flip", default=False, show_default=True,
               help="Train on each training crop and its mirror image (pipelines only).")
+@click.option("--corrupt", "corruption", default=None, metavar="NAME:SEVERITY",
+              help="Score on corrupted copies of the test images (prefit --model only), e.g. "
+                   "gaussian_noise:3; NAME from classicfer.evaluation.corruptions.CORRUPTIONS, "
+                   "SEVERITY 1-5; seeded by --seed.")
+@click.option("--allow-pickle", is_flag=True,
+              help="Allow --model to be a .joblib/.pkl file. Loading a pickle runs any code "
+                   "stored in it: use only for files you made.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
 def evaluate(data_path, data_format, protocol, test_path, test_format, model_path, features,
              classifier, params, name, folds, seed, maps, shared_classes, groups_csv,
-             out_root, n_boot, gallery, flip, quiet):
+             out_root, n_boot, gallery, flip, corruption, allow_pickle, quiet):
     """Evaluate a model under a protocol and write its report folder.
 
     \b
@@ -81,6 +139,7 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
       classicfer evaluate --data ../shared/datasets/fer2013 --model fer2013-cnn
       classicfer evaluate --protocol cross-dataset --test-data ../shared/datasets/ckplus48 \\
           --model fer2013-cnn
+      classicfer evaluate --data ../shared/datasets/ckplus48 --model mine.joblib --allow-pickle
     """
     import sys
 
@@ -103,15 +162,20 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
         raise ConfigError("no dataset: give --data PATH")
 
     label_map = _parse_map(maps)
+    corrupt_with = _check_corruption(corruption, model_path)
     if model_path and flip:
         raise ConfigError("--flip augments training data: it needs --features/--classifier, "
                           "not a prefit --model")
+    if model_path and params:
+        raise ConfigError("--param only applies to --features/--classifier pipelines")
+    parsed = parse_params(params)
+    # every cheap check before a model is loaded (loading a pickle runs code)
+    _check_datasets((data_path, data_format), (test_path, test_format))
     if model_path:
-        if params:
-            raise ConfigError("--param only applies to --features/--classifier pipelines")
-        spec = model_from_path(model_path, name=name)
+        _check_pickle(model_path, allow_pickle)
+        spec = model_from_path(model_path, name=name, allow_pickle=allow_pickle)
     else:
-        spec = model_from_spec(features, classifier, parse_params(params), name=name)
+        spec = model_from_spec(features, classifier, parsed, name=name)
 
     ds = load_dataset(data_path, data_format, progress=not quiet) if data_path else None
     test_ds = load_dataset(test_path, test_format, progress=not quiet) if test_path else None
@@ -120,11 +184,19 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
              f"training set in the report")
     for d in (ds, test_ds):
         if d is not None and d.skipped:
-            warn(f"{d.name}: skipped {len(d.skipped)} unreadable files")
+            warn(f"{d.name}: skipped {len(d.skipped)} files (unreadable or unlabelled; "
+                 "'classicfer data inspect' lists them)")
+    if corrupt_with:
+        test_ds, ds = _corrupted(test_ds, corrupt_with, seed), _corrupted(ds, corrupt_with, seed)
+        spec.name = f"{spec.name}@{corrupt_with[0]}-{corrupt_with[1]}"
 
-    res = run(spec, ds, protocol, test_dataset=test_ds, folds=folds, seed=seed,
-              label_map=label_map, shared_classes=shared_classes, flip=flip,
-              progress=None if quiet else (lambda it: progress(it, desc="folds", unit="fold")))
+    from .grid import param_errors
+
+    with param_errors(parse_params(params)):  # e.g. pca larger than the data allows
+        res = run(spec, ds, protocol, test_dataset=test_ds, folds=folds, seed=seed,
+                  label_map=label_map, shared_classes=shared_classes, flip=flip,
+                  progress=None if quiet else (lambda it: progress(it, desc="folds",
+                                                                   unit="fold")))
     scored = test_ds if test_ds is not None else ds
     groups = None
     if groups_csv:

@@ -5,19 +5,42 @@ from __future__ import annotations
 import click
 
 from ._common import data_options, handle_errors, parse_params, split_plus
-from .grid import backend_options
+from .grid import backend_options, param_errors
+
+
+class FeaturesOption(click.Option):
+    """``--features``: its help lists every registered feature, read when help is shown."""
+
+    def get_help_record(self, ctx):
+        from ..features import FEATURES
+
+        self.help = f"Feature names joined by '+', e.g. hog+lbp ({', '.join(FEATURES)})."
+        return super().get_help_record(ctx)
+
+
+def check_out_dir(out_dir, force: bool) -> None:
+    """Refuse to overwrite a non-empty ``--out`` folder unless ``force`` (as ``export``)."""
+    from pathlib import Path
+
+    from ..exceptions import ConfigError
+
+    out = Path(out_dir)
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ConfigError(f"{out}: folder exists and is not empty; choose another --out or "
+                          "pass --force")
 
 
 @click.command("fit")
 @data_options
-@click.option("--features", required=True, callback=split_plus,
-              help="Feature names joined by '+', e.g. hog+lbp (hog, lbp, landmarks, embedding).")
+@click.option("--features", required=True, callback=split_plus, cls=FeaturesOption,
+              help="Feature names joined by '+', e.g. hog+lbp.")
 @click.option("--classifier", required=True,
               help="linear-svm, svm, xgboost, logreg or knn.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE",
               help="A pipeline parameter, repeatable: C=0.1, pca=150, hog__orientations=12.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for model.onnx + model.json.")
+              help="Folder for model.onnx + model.json (must be new or empty).")
+@click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
 @click.option("--split", default=None,
               help="Rows to train on: train (default when the dataset has splits) or all.")
 @click.option("--flip/--no-flip", default=False, show_default=True,
@@ -29,8 +52,9 @@ from .grid import backend_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress output.")
 @backend_options
 @handle_errors
-def fit(data_path, data_format, features, classifier, params, out_dir, split, flip, n_jobs,
-        seed, no_cache, quiet, backend="local", scheduler=None, dask_workers=None):
+def fit(data_path, data_format, features, classifier, params, out_dir, force, split, flip,
+        n_jobs, seed, no_cache, quiet, backend="local", scheduler=None, dask_workers=None,
+        scheduler_timeout=None):
     """Train FEATURES + CLASSIFIER on a dataset and save a deployable model.
 
     Features come from the cache when these images and feature parameters were
@@ -58,6 +82,7 @@ def fit(data_path, data_format, features, classifier, params, out_dir, split, fl
         raise click.BadParameter(str(e), param_hint="--features") from None
     p = parse_params(params)
     pipe = make_pipeline(spec, classifier, p, random_state=seed)
+    check_out_dir(out_dir, force)
 
     t0 = time.perf_counter()
     ds = load_dataset(data_path, data_format, progress=not quiet)
@@ -83,11 +108,11 @@ def fit(data_path, data_format, features, classifier, params, out_dir, split, fl
 
     if backend == "dask" and n_jobs is None:
         n_jobs = -1  # feature chunks go to every Dask worker
-    with backend_context(backend, scheduler, dask_workers):
+    with backend_context(backend, scheduler, dask_workers, timeout=scheduler_timeout), \
+            param_errors(p):
         fit_pipeline(pipe, train.images, train.labels, cache=not no_cache, n_jobs=n_jobs,
                      **extra)
         info = dict(pipe.fit_info_)
-        metrics = {}
         val = ds.split("val") if has_splits and split in (None, "train") else None
         Fv = None
         if val is not None and len(val):
@@ -95,24 +120,15 @@ def fit(data_path, data_format, features, classifier, params, out_dir, split, fl
 
             Fv = compute_features(pipe.named_steps["features"], val.images, cache=not no_cache,
                                   n_jobs=n_jobs)
-    check = None
-    if Fv is not None:
-        from sklearn.metrics import accuracy_score, f1_score
-
-        pred = pipe[1:].predict(Fv)
-        metrics = {"split": "val", "n": len(val),
-                   "accuracy": float(accuracy_score(val.labels, pred)),
-                   "f1_macro": float(f1_score(val.labels, pred, average="macro"))}
-        check = val.images
-    else:
-        rng = np.random.default_rng(seed)
-        check = train.images[rng.permutation(len(train))[:2000]]
+    with param_errors(p):
+        metrics, check = _score(pipe, Fv, val, train, seed)
     training = {"data": str(data_path), "n_train": info["n_train"], "flip": flip, "seed": seed,
                 "features_from_cache": info["features_from_cache"],
                 "feature_seconds": info["feature_seconds"], "fit_seconds": info["fit_seconds"],
                 "params": p}
-    out = save_model(pipe, out_dir, dataset_name=ds.name, metrics=metrics, training=training,
-                     check_images=check)
+    with param_errors(p):
+        out = save_model(pipe, out_dir, dataset_name=ds.name, metrics=metrics,
+                         training=training, check_images=check)
     if not quiet:
         cache_note = "features from cache" if info["features_from_cache"] else \
             f"features {info['feature_seconds']:.1f} s"
@@ -122,3 +138,22 @@ def fit(data_path, data_format, features, classifier, params, out_dir, split, fl
             warn(f"validation ({metrics['n']} images): accuracy {metrics['accuracy']:.4f}, "
                  f"macro-F1 {metrics['f1_macro']:.4f}")
     click.echo(str(out))
+
+
+def _score(pipe, Fv, val, train, seed):
+    """``(metrics, check_images)``: validation scores when ``Fv`` (val features) is given,
+    else no metrics and up to 2000 training crops for the export's parity check."""
+    import numpy as np
+
+    if Fv is None:
+        rng = np.random.default_rng(seed)
+        check = train.images[rng.permutation(len(train))[:2000]]
+        pipe.predict(check[:8])  # a head that cannot predict (k > n) fails here, not in ONNX
+        return {}, check
+    from sklearn.metrics import accuracy_score, f1_score
+
+    pred = pipe[1:].predict(Fv)
+    metrics = {"split": "val", "n": len(val),
+               "accuracy": float(accuracy_score(val.labels, pred)),
+               "f1_macro": float(f1_score(val.labels, pred, average="macro"))}
+    return metrics, val.images

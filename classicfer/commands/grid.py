@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+
 import click
 
+from ..exceptions import ClassicferError, ConfigError
 from ._common import data_options, handle_errors, parse_params, split_comma
+
+#: ``--param`` shortcut -> the estimator argument it sets, as named in the estimator's errors
+_PARAM_ALIASES = {"pca": "n_components"}
 
 
 def backend_options(func):
-    """``--backend local|dask``, ``--scheduler ADDRESS``, ``--dask-workers N``."""
+    """``--backend local|dask``, ``--scheduler ADDRESS``, ``--scheduler-timeout S``,
+    ``--dask-workers N``."""
+    func = click.option("--scheduler-timeout", type=click.FloatRange(0, min_open=True),
+                        default=None, metavar="SECONDS",
+                        help="Give up on a --scheduler that does not answer as a Dask "
+                             "scheduler within this time [default: 10].")(func)
     func = click.option("--dask-workers", type=int, default=None,
                         help="Worker processes of the LocalCluster started when --backend dask "
                              "has no --scheduler [default: 2].")(func)
@@ -20,6 +32,61 @@ def backend_options(func):
                         help="Where parallel fits run: local joblib processes, or a Dask "
                              "cluster (pip install \"classicfer[dask]\").")(func)
     return func
+
+
+def _fmt_value(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _param_named_in(message: str, params: dict):
+    """The ``params`` key whose estimator argument ``message`` names, or None."""
+    for key in params:
+        names = {key, key.rsplit("__", 1)[-1], _PARAM_ALIASES.get(key, key)}
+        if any(re.search(rf"(?<!\w){re.escape(n)}(?!\w)", message) for n in names):
+            return key
+    return None
+
+
+def describe_param_error(error: Exception, params: dict) -> str:
+    """One line for an estimator's error during fitting, naming the ``--param`` at fault.
+
+    Parameters
+    ----------
+    error : Exception
+        What the estimator raised (e.g. PCA's ``n_components=5000 must be between 0
+        and min(n_samples, n_features)=28``).
+    params : dict
+        The parsed ``--param`` values.
+
+    Returns
+    -------
+    str
+    """
+    lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+    msg = lines[0] if lines else type(error).__name__
+    key = _param_named_in(msg, params)
+    if key is not None:
+        return f"--param {key}={_fmt_value(params[key])} does not suit this data: {msg}"
+    given = " ".join(f"{k}={_fmt_value(v)}" for k, v in params.items())
+    return f"fitting failed with --param {given}: {msg}"
+
+
+@contextlib.contextmanager
+def param_errors(params: dict | None):
+    """Turn a ValueError/TypeError raised while fitting with ``params`` into a ConfigError.
+
+    Bounds that depend on the data (PCA components, k of k-NN, the crop size a
+    feature needs) can only be checked by fitting; this names the parameter in
+    one line instead of a traceback. Without ``params`` the error passes unchanged.
+    """
+    try:
+        yield
+    except ClassicferError:
+        raise
+    except (ValueError, TypeError) as e:
+        if not params:
+            raise
+        raise ConfigError(describe_param_error(e, params)) from None
 
 
 @click.command("grid")
@@ -45,7 +112,8 @@ def backend_options(func):
 @backend_options
 @handle_errors
 def grid(data_path, data_format, features, classifiers, params, cv, flip, n_jobs, seed, out_dir,
-         no_cache, quiet, backend="local", scheduler=None, dask_workers=None):
+         no_cache, quiet, backend="local", scheduler=None, dask_workers=None,
+         scheduler_timeout=None):
     """Cross-validate every FEATURES x CLASSIFIER x --param combination.
 
     Writes summary.csv (a row per combination, sklearn's cv_results_ keys),
@@ -64,7 +132,7 @@ def grid(data_path, data_format, features, classifiers, params, cv, flip, n_jobs
     import numpy as np
 
     from ..datasets import load_dataset
-    from ..exceptions import ConfigError, DataError
+    from ..exceptions import DataError
     from ..features import feature_spec_string
     from ..models import check_classifier_name, run_grid
     from ._common import progress, warn
@@ -90,7 +158,8 @@ def grid(data_path, data_format, features, classifiers, params, cv, flip, n_jobs
     from ..distributed import backend_context
 
     t0 = time.perf_counter()
-    with backend_context(backend, scheduler, dask_workers):
+    with backend_context(backend, scheduler, dask_workers, timeout=scheduler_timeout), \
+            param_errors(p):
         summary, folds, info = run_grid(
             ds.images, ds.labels, features=specs, classifiers=classifiers, params=p, cv=cv,
             groups=ds.subjects, splits=ds.splits, flip=flip, n_jobs=n_jobs, seed=seed,

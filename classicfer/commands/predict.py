@@ -114,10 +114,13 @@ def _out_path(out_dir, path, used):
               help="Write annotated images (boxes, labels, probability bars) to this folder.")
 @click.option("--no-detect", is_flag=True,
               help="Treat each image as one already-cropped face (as in FER-2013 or CK+48).")
+@click.option("-q", "--quiet", is_flag=True,
+              help="No notes on stderr (such as 'no face found'); unreadable files are still "
+                   "reported, one error line each.")
 @predictor_options
 @handle_errors
-def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, model, detector, landmarks,
-            crop, min_size, min_face, min_confidence, threads, blur_faces):
+def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, quiet, model, detector,
+            landmarks, crop, min_size, min_face, min_confidence, threads, blur_faces):
     """Detect, align and classify every face in images or folders.
 
     Prints a table (file, face box, label, confidence, top-3). A face smaller
@@ -172,7 +175,7 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, model, detector, 
             failed += 1
             click.echo(f"Error: {err}", err=True)
             rec = {"path": str(path), "faces": [], "error": err}
-        elif not rec["faces"]:
+        elif not rec["faces"] and not quiet:
             hint = (" (blazeface's single pass finds faces of at least 1/8 of the image; "
                     "for smaller faces pass --min-size 40 or --detector mtcnn)"
                     if predictor.detector == "blazeface" and predictor.min_size is None else "")
