@@ -25,6 +25,7 @@ COMMANDS = {
     "predict": "predict:predict",
     "watch": "watch:watch",
     "card": "card:card",
+    "model-digest": "model_digest:model_digest",
     "serve": "serve:serve",
 }
 

@@ -131,13 +131,13 @@ def test_bad_model_folders(tmp_path, linear_model, problem, match):
 
 
 def test_sidecar_label_count_mismatch(tmp_path, linear_model):
+    """A label count other than the graph's output width is refused at load time."""
     d = _copy_model(linear_model, tmp_path / "lab")
     meta = json.loads((d / "model.json").read_text())
     meta["labels"] = meta["labels"][:5]
     (d / "model.json").write_text(json.dumps(meta))
-    m = load_model(d, cache=False)
-    with pytest.raises(ModelError, match="outputs 7 values"):
-        m.predict_proba(np.zeros((48, 48), np.uint8))
+    with pytest.raises(ModelError, match="outputs 7 values per face but the sidecar lists 5"):
+        load_model(d, cache=False)
 
 
 def test_runtime_imports_no_torch_or_pickle(linear_model):

@@ -51,8 +51,8 @@ def pipeline_file(tmp_path_factory):
 
 def test_export_classical_pipeline(pipeline_file, tmp_path):
     out = tmp_path / "deployed"
-    r = CliRunner().invoke(cli, ["export", str(pipeline_file), "--out", str(out)],
-                           catch_exceptions=False)
+    r = CliRunner().invoke(cli, ["export", str(pipeline_file), "--out", str(out),
+                                 "--allow-pickle"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     assert "label agreement 100.0%" in r.output
     meta = json.loads((out / "model.json").read_text())
@@ -72,21 +72,24 @@ def test_export_classical_pipeline(pipeline_file, tmp_path):
 
 def test_export_from_folder_and_refusals(pipeline_file, tmp_path):
     out = tmp_path / "d1"
-    export(pipeline_file.parent, out)  # a folder holding pipeline.joblib
+    export(pipeline_file.parent, out, allow_pickle=True)  # a folder holding pipeline.joblib
     with pytest.raises(ConfigError, match="not empty"):
-        export(pipeline_file, out)
+        export(pipeline_file, out, allow_pickle=True)
     with pytest.raises(ConfigError, match="already a deployment folder"):
-        export(out, tmp_path / "d2")
+        export(out, tmp_path / "d2", allow_pickle=True)
     with pytest.raises(ConfigError, match="no such file"):
-        export(tmp_path / "nope.joblib", tmp_path / "d3")
+        export(tmp_path / "nope.joblib", tmp_path / "d3", allow_pickle=True)
     bad = tmp_path / "bad.joblib"
     bad.write_bytes(b"not a pickle")
     with pytest.raises(ModelError, match="cannot load the pipeline"):
-        export(bad, tmp_path / "d4")
+        export(bad, tmp_path / "d4", allow_pickle=True)
     other = tmp_path / "model.txt"
     other.write_text("x")
     with pytest.raises(ConfigError, match="unknown model file type"):
-        export(other, tmp_path / "d5")
+        export(other, tmp_path / "d5", allow_pickle=True)
+    with pytest.raises(ConfigError, match="runs any code stored in it.*--allow-pickle"):
+        export(pipeline_file, tmp_path / "d6")  # a pickle is loaded only when allowed
+    assert not (tmp_path / "d6").exists()
 
 
 def test_parity_failure_refuses_and_writes_nothing(pipeline_file, tmp_path, monkeypatch):
@@ -102,7 +105,7 @@ def test_parity_failure_refuses_and_writes_nothing(pipeline_file, tmp_path, monk
     monkeypatch.setattr(_model.DeployedModel, "predict_proba", broken)
     out = tmp_path / "broken"
     with pytest.raises(ModelError, match="parity check failed"):
-        export(pipeline_file, out)
+        export(pipeline_file, out, allow_pickle=True)
     assert not out.exists()
 
 
@@ -124,7 +127,7 @@ def test_export_cnn_checkpoint(tmp_path):
     path = tmp_path / "best.pt"
     torch.save(ck, path)
     out = tmp_path / "cnn"
-    r = export(path, out, name="tiny-cnn")
+    r = export(path, out, name="tiny-cnn", allow_pickle=True)
     assert r["kind"] == "cnn" and r["parity"]["label_agreement"] == 1.0
     assert r["parity"]["max_abs_prob_diff"] < 1e-4
     m = load_model(out, cache=False)

@@ -1,4 +1,10 @@
-"""Options shared by ``predict`` and ``watch`` (model, detector, thresholds)."""
+"""Options shared by ``predict``, ``watch`` and ``serve`` (model, detector, thresholds).
+
+``--model-digest HEX`` pins the model (see :mod:`classicfer.runtime._digests`): it is
+kept in the click context rather than passed to each command, and
+:func:`make_predictor` refuses a model whose folder digest differs. Without it,
+``$CLASSICFER_MODEL_DIGEST`` pins the model when set.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,24 @@ import click
 from ..face._detect import METHODS
 
 DETECTORS = tuple(METHODS)
+#: Where ``--model-digest`` is kept in ``click.Context.meta``.
+DIGEST_META = "classicfer.model_digest"
+
+
+def _store_digest(ctx, param, value):
+    """Check ``--model-digest`` and keep it in ``ctx.meta`` for :func:`make_predictor`."""
+    if value is None:
+        return None
+    from ..exceptions import ConfigError
+    from ..runtime._format import normalise_digest
+
+    try:
+        value = normalise_digest(value, "--model-digest")
+    except ConfigError:
+        raise click.BadParameter("expected 64 hex digits, as printed by `classicfer "
+                                 "model-digest MODEL`", param_hint="--model-digest") from None
+    ctx.meta[DIGEST_META] = value
+    return value
 
 
 def predictor_options(func):
@@ -14,6 +38,11 @@ def predictor_options(func):
         click.option("--model", "model", default=None, metavar="DIR",
                      help="Model folder (model.onnx + model.json) or bundled model name. "
                           "Default: $CLASSICFER_MODEL, else the best bundled model."),
+        click.option("--model-digest", metavar="HEX", default=None, expose_value=False,
+                     callback=_store_digest,
+                     help="Refuse the model unless its folder digest (model.json + ONNX, "
+                          "printed by `classicfer model-digest MODEL`) is HEX. Default: "
+                          "$CLASSICFER_MODEL_DIGEST when set."),
         click.option("--detector", type=click.Choice(DETECTORS), default="blazeface",
                      show_default=True,
                      help="Face detector. blazeface: fastest; one pass finds faces of at "
@@ -47,9 +76,19 @@ def predictor_options(func):
 
 
 def make_predictor(model, detector, landmarks, crop, min_size, min_face, min_confidence,
-                   threads, detect=True, max_faces=None):
-    from ..runtime import Predictor
+                   threads, detect=True, max_faces=None, digest=None):
+    """A :class:`~classicfer.runtime.Predictor` from the shared options.
 
+    The model is loaded first and refused unless it passes its checks, including the
+    pinned digest: ``digest``, else ``--model-digest`` of the running command, else
+    ``$CLASSICFER_MODEL_DIGEST``.
+    """
+    from ..runtime import Predictor, load_model
+
+    if digest is None:
+        ctx = click.get_current_context(silent=True)
+        digest = ctx.meta.get(DIGEST_META) if ctx is not None else None
+    model = load_model(model, threads=threads, digest=digest)
     return Predictor(model, detector=detector, landmarks=landmarks, crop=crop, detect=detect,
                      min_size=min_size, min_face=min_face, min_confidence=min_confidence,
                      threads=threads, max_faces=max_faces)

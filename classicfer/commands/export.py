@@ -21,23 +21,31 @@ from ._common import handle_errors
 @click.option("--min-agreement", type=click.FloatRange(0, 1), default=0.995, show_default=True,
               help="Refuse the export if deployed and original labels agree on fewer crops.")
 @click.option("--force", is_flag=True, help="Write into a non-empty --out folder.")
+@click.option("--allow-pickle", is_flag=True,
+              help="Required: SOURCE is a pickle (joblib pipeline or torch checkpoint), and "
+                   "loading a pickle runs any code stored in it. Use only for files you made.")
 @handle_errors
-def export(source, out_dir, name, data_path, dataset_name, n_check, min_agreement, force):
+def export(source, out_dir, name, data_path, dataset_name, n_check, min_agreement, force,
+           allow_pickle):
     """Export a trained model to the deployment format, with a parity check.
 
     SOURCE is a pipeline saved with joblib (*.joblib, *.pkl), a CNN checkpoint
     (*.pt), or a folder holding one. The deployed folder is then run through
     the onnxruntime runtime and compared with the original on the same crops.
+    SOURCE is unpickled, which runs code stored in it: --allow-pickle says it is
+    your own file.
 
     \b
     Example:
-      classicfer export runs/hog-svm/pipeline.joblib --out models/hog-svm
-      classicfer export runs/cnn/ --out models/fer2013-cnn --data ../shared/datasets/fer2013
+      classicfer export runs/hog-svm/pipeline.joblib --out models/hog-svm --allow-pickle
+      classicfer export runs/cnn/ --out models/fer2013-cnn --data ../shared/datasets/fer2013 \\
+          --allow-pickle
     """
     from ..runtime._export import export as run
 
     r = run(source, out_dir, name=name, data=data_path, n_check=n_check,
-            min_agreement=min_agreement, dataset_name=dataset_name, force=force)
+            min_agreement=min_agreement, dataset_name=dataset_name, force=force,
+            allow_pickle=allow_pickle)
     p = r["parity"]
     click.echo(f"wrote {r['out']} ({r['kind']}, {r['name']}, {len(r['labels'])} labels, "
                f"sha256 {r['sha256'][:12]}...)")

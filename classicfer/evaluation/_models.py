@@ -122,14 +122,54 @@ def model_from_spec(features, classifier, params=None, *, name=None) -> ModelSpe
                      factory)
 
 
-def model_from_path(path, *, name=None) -> ModelSpec:
+#: File name endings of pickled estimators (joblib or pickle files).
+PICKLE_EXTS = (".joblib", ".pkl", ".pickle")
+
+
+def is_pickle_path(path) -> bool:
+    """Whether ``path`` names a pickled estimator file (by its extension)."""
+    return os.fspath(path).lower().endswith(PICKLE_EXTS)
+
+
+def refuse_pickle(path, allow_pickle: bool, how: str = "--allow-pickle") -> None:
+    """A one-line :class:`ConfigError` unless loading the pickle ``path`` was allowed;
+    ``how`` names the switch that allows it."""
+    if not allow_pickle:
+        raise ConfigError(f"{path} is a pickle, and loading a pickle runs any code stored in "
+                          f"it: refused unless you pass {how} (only for files you made)")
+
+
+def model_from_path(path, *, name=None, allow_pickle: bool = False) -> ModelSpec:
     """A deployment folder (model.json + model.onnx), the name of a bundled model,
-    or a joblib file of a fitted estimator."""
+    or a joblib file of a fitted estimator.
+
+    Parameters
+    ----------
+    path : str or Path
+        The model.
+    name : str, optional
+        Model name in reports (default: from the sidecar or the file name).
+    allow_pickle : bool
+        Load a ``.joblib``/``.pkl``/``.pickle`` file. Unpickling runs code stored in
+        the file, so this is refused unless asked for (only for files you made).
+
+    Raises
+    ------
+    ConfigError
+        A pickle file without ``allow_pickle``.
+    ModelError
+        Not a model folder, a bad sidecar, or a pickle that is not an estimator.
+    """
     p = os.fspath(path)
-    if os.path.isfile(p) and p.endswith((".joblib", ".pkl")):
+    if os.path.isfile(p) and is_pickle_path(p):
+        refuse_pickle(p, allow_pickle, "allow_pickle=True")
         import joblib
 
-        est = joblib.load(p)  # the user's own file: joblib runs code, like any pickle
+        try:
+            est = joblib.load(p)  # allowed above: the user's own file
+        except Exception as e:  # noqa: BLE001 (any unpickling failure)
+            raise ModelError(f"{p}: cannot load it ({e.__class__.__name__}: "
+                             f"{str(e).splitlines()[0][:160] if str(e) else ''})") from None
         if not hasattr(est, "predict"):
             raise ModelError(f"{p}: holds a {type(est).__name__}, not an estimator")
         prefit = is_fitted(est)

@@ -1,7 +1,8 @@
 """Turn a trained pipeline into the deployment format, with a parity check.
 
 Sources (the developer's own files; loading a pickle/torch checkpoint happens
-here, at export time, never in the runtime):
+here, at export time, never in the runtime, and only when asked for with
+``allow_pickle=True`` / ``--allow-pickle``: unpickling runs code stored in the file):
 
 - a scikit-learn/classicfer pipeline saved with ``joblib`` (``*.joblib``,
   ``*.pkl``), or a folder holding one: exported with
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..exceptions import ConfigError, ModelError
+from ..exceptions import ConfigError, DataError, ModelError
 
 PIPELINE_EXTS = (".joblib", ".pkl", ".pickle")
 CHECKPOINT_EXTS = (".pt", ".pth", ".ckpt")
@@ -105,16 +106,51 @@ def _parity(p_ref, labels_ref, deployed, crops) -> dict:
             "max_abs_prob_diff": float(np.abs(p_ref - p_dep).max())}
 
 
-def export(source, out_dir, *, name=None, data=None, n_check: int = 64,
-           min_agreement: float = 0.995, dataset_name=None, force: bool = False) -> dict:
-    """Export ``source`` to ``out_dir``; returns a report dict (kind, paths, parity)."""
-    from ._model import DeployedModel
+def check_inputs(source, out_dir, *, data=None, force: bool = False,
+                 allow_pickle: bool = False) -> tuple[str, Path]:
+    """The cheap checks of :func:`export`, run before any file is unpickled.
 
+    Returns ``(kind, file)`` as :func:`find_source`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown source, a non-empty ``out_dir`` without ``force``, or a pickle
+        (joblib pipeline or torch checkpoint) without ``allow_pickle``.
+    DataError
+        ``data`` does not exist.
+    """
     kind, path = find_source(source)
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{out}: exists and is not a folder; choose another --out")
     if out.exists() and any(out.iterdir()) and not force:
         raise ConfigError(f"{out}: folder exists and is not empty; choose another --out or "
                           f"pass --force")
+    if data is not None and not Path(data).exists():
+        raise DataError(f"{data}: no such file or directory")
+    if not allow_pickle:
+        what = "pipeline" if kind == "classical" else "torch checkpoint"
+        raise ConfigError(f"{path} is a pickled {what}, and loading a pickle runs any code "
+                          f"stored in it: refused unless you pass --allow-pickle "
+                          f"(allow_pickle=True), only for files you made")
+    return kind, path
+
+
+def export(source, out_dir, *, name=None, data=None, n_check: int = 64,
+           min_agreement: float = 0.995, dataset_name=None, force: bool = False,
+           allow_pickle: bool = False) -> dict:
+    """Export ``source`` to ``out_dir``; returns a report dict (kind, paths, parity).
+
+    ``allow_pickle`` must be True: both sources (a joblib pipeline, a torch
+    checkpoint) are pickles, and loading one runs code stored in it. Every other
+    input is checked first (:func:`check_inputs`).
+    """
+    from ._model import DeployedModel
+
+    kind, path = check_inputs(source, out_dir, data=data, force=force,
+                              allow_pickle=allow_pickle)
+    out = Path(out_dir)
     if kind == "classical":
         import joblib
 

@@ -8,6 +8,13 @@ A :class:`DeployedModel` wraps one ``model.onnx`` + ``model.json`` folder:
   Python (``classicfer.features.make_features``) and only the classifier runs in
   ONNX (probabilities out).
 
+Loading reads each file once (``model.json`` validated against its schema, the ONNX
+checksum verified), checks the folder digest (a bundled model against
+``classicfer/models/DIGESTS.json``; any model against ``--model-digest`` /
+``$CLASSICFER_MODEL_DIGEST`` when given) and builds the onnxruntime session from
+the very bytes that were checked. A graph that would read external data files is
+refused. The number of labels must equal the graph's output width.
+
 Sessions are cached per process (one per model folder and thread count).
 """
 
@@ -20,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import ConfigError, ModelError
-from ._format import is_model_dir, read_sidecar
+from ._digests import DIGEST_ENV, check_digests, check_pinned, pinned_digest
+from ._format import SIDECAR, is_model_dir, normalise_digest, read_model_files
 
 #: Environment variable naming the default model folder.
 MODEL_ENV = "CLASSICFER_MODEL"
@@ -52,8 +60,10 @@ def list_models() -> list[Path]:
         import json
 
         try:
-            meta = json.loads((p / "model.json").read_text())
-        except (OSError, ValueError):
+            meta = json.loads((p / SIDECAR).read_text())
+        except (OSError, ValueError, RecursionError):
+            meta = {}
+        if not isinstance(meta, dict):
             meta = {}
         pref = PREFERRED.index(p.name) if p.name in PREFERRED else len(PREFERRED)
         kind = 0 if meta.get("kind") == "cnn" else 1
@@ -64,6 +74,8 @@ def list_models() -> list[Path]:
 
 
 def _headline_metric(metrics: dict) -> float:
+    if not isinstance(metrics, dict):
+        return 0.0
     for k in ("test_accuracy", "accuracy", "test_balanced_accuracy", "balanced_accuracy"):
         v = metrics.get(k)
         if isinstance(v, (int, float)):
@@ -114,6 +126,61 @@ def _threads(threads) -> int:
     return n
 
 
+def _session(data: bytes, where, threads: int):
+    """An onnxruntime session built from the checked bytes of the ONNX file."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001 (onnxruntime raises its own types)
+        raise ModelError(f"{where}: onnxruntime cannot load it ({e.__class__.__name__}: "
+                         f"{str(e).splitlines()[0][:200]})") from None
+
+
+def _graph_tensors(graph):
+    """Every tensor stored in ``graph`` and its subgraphs (initializers, attributes)."""
+    yield from graph.initializer
+    for sp in graph.sparse_initializer:
+        yield sp.values
+        yield sp.indices
+    yield from _node_tensors(graph.node)
+
+
+def _node_tensors(nodes):
+    for node in nodes:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("g"):
+                yield from _graph_tensors(a.g)
+            for g in a.graphs:
+                yield from _graph_tensors(g)
+
+
+def _refuse_external_data(data: bytes, where) -> None:
+    """Refuse a graph whose tensors live in other files (the loader reads only checked bytes)."""
+    if b"location" not in data:  # an external tensor names its file under this key
+        return
+    import onnx
+
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception:  # noqa: BLE001 (not parseable: onnxruntime reports it)
+        return
+    tensors = list(_graph_tensors(model.graph))
+    for f in model.functions:
+        tensors += list(_node_tensors(f.node))
+    if any(t.data_location == onnx.TensorProto.EXTERNAL for t in tensors):
+        raise ModelError(f"{where}: the graph keeps tensors in external data files; "
+                         f"a deployed model must be one self-contained ONNX file")
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -130,6 +197,9 @@ class DeployedModel:
     threads : int, optional
         onnxruntime intra-op threads (default ``$CLASSICFER_THREADS`` or 1; 0 lets
         onnxruntime choose).
+    digest : str, optional
+        Refuse the folder unless its digest (``classicfer model-digest``) is this one.
+        Unlike :func:`load_model`, ``$CLASSICFER_MODEL_DIGEST`` is not read here.
 
     Attributes
     ----------
@@ -137,53 +207,50 @@ class DeployedModel:
         Output order of :meth:`predict_proba`.
     sidecar : dict
         The parsed ``model.json``.
+    digest : str
+        The folder digest of the files loaded.
     kind : {"cnn", "classical"}
     input_size : (H, W)
     color : {"gray", "rgb"}
     """
 
-    def __init__(self, path, *, threads=None):
-        import onnxruntime as ort
-
+    def __init__(self, path, *, threads=None, digest=None):
         self.path = Path(path)
-        meta, onnx_path = read_sidecar(self.path)
+        files = read_model_files(self.path)
+        pinned = None if digest is None else normalise_digest(digest, "the model digest")
+        self.digest = check_digests(files, pinned, bundled_models_dir())
+        self._configure(files.sidecar)
+        self.threads = _threads(threads)
+        _refuse_external_data(files.onnx_bytes, files.onnx_path)
+        self.session = _session(files.onnx_bytes, files.onnx_path, self.threads)
+        self._bind_io(files.sidecar.get("onnx") or {})
+        self._features = None
+        self._check_graph_fits()
+
+    def _configure(self, meta: dict) -> None:
+        """Attributes from a sidecar already validated by :func:`read_model_files`."""
         self.sidecar = meta
         self.name = meta.get("name") or self.path.name
-        self.kind = meta.get("kind")
-        if self.kind not in ("cnn", "classical"):
-            raise ModelError(f"{self.path}: unknown model kind {self.kind!r} "
-                             f"(expected 'cnn' or 'classical')")
-        self.labels = [str(x) for x in meta.get("labels") or []]
-        if not self.labels:
-            raise ModelError(f"{self.path}: sidecar has no labels")
-        inp = meta.get("input") or {}
+        self.kind = meta["kind"]
+        self.labels = list(meta["labels"])
+        inp = meta["input"]
         size = inp.get("size", [48, 48])
         if isinstance(size, int):
             size = [size, size]
         self.input_size = (int(size[0]), int(size[1]))
         self.color = inp.get("color", "gray")
-        if self.color not in ("gray", "rgb"):
-            raise ModelError(f"{self.path}: input.color must be 'gray' or 'rgb', got {self.color!r}")
         self.crop = inp.get("crop", "whole")
         self.scale = float(inp.get("scale", 1.0 / 255.0))
         self.mean = np.asarray(inp.get("mean", 0.0), dtype=np.float32)
         self.std = np.asarray(inp.get("std", 1.0), dtype=np.float32)
-        self.temperature = float(meta.get("temperature", 1.0) or 1.0)
-        onnx_meta = meta.get("onnx") or {}
-        self.output_kind = onnx_meta.get(
+        self.temperature = float(meta.get("temperature", 1.0))
+        self.output_kind = (meta.get("onnx") or {}).get(
             "output_kind", "logits" if self.kind == "cnn" else "probabilities")
-        self.threads = _threads(threads)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        so.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(onnx_path), sess_options=so,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as e:  # noqa: BLE001 (onnxruntime raises its own types)
-            raise ModelError(f"{onnx_path}: onnxruntime cannot load it ({e.__class__.__name__}: "
-                             f"{str(e).splitlines()[0][:200]})") from None
+        if self.kind == "classical":
+            self.feature_spec = meta["features"]["spec"]
+            self.feature_params = dict(meta["features"].get("params") or {})
+
+    def _bind_io(self, onnx_meta: dict) -> None:
         inputs = self.session.get_inputs()
         self.input_name = onnx_meta.get("input") or inputs[0].name
         if self.input_name not in {i.name for i in inputs}:
@@ -198,13 +265,39 @@ class DeployedModel:
             # skl2onnx classifiers output (label, probabilities): take the probabilities.
             want = next((o for o in outputs if "prob" in o.lower()), outputs[-1])
         self.output_name = want
-        self._features = None
-        if self.kind == "classical":
-            feat = meta.get("features") or {}
-            if not feat.get("spec"):
-                raise ModelError(f"{self.path}: classical model without features.spec")
-            self.feature_spec = feat["spec"]
-            self.feature_params = dict(feat.get("params") or {})
+        self._n_features = onnx_meta.get("n_features")
+
+    def _probe_input(self):
+        """A zero input of the shape the sidecar describes, or None when it is unknown."""
+        if self.kind == "cnn":
+            c = 1 if self.color == "gray" else 3
+            return np.zeros((1, c, *self.input_size), np.float32)
+        n = self._n_features
+        if n is None:
+            shape = next(i.shape for i in self.session.get_inputs() if i.name == self.input_name)
+            n = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+        return None if n is None else np.zeros((1, n), np.float32)
+
+    def _check_graph_fits(self) -> None:
+        """Run the graph once on the input the sidecar describes; refuse a sidecar whose
+        input shape the graph rejects or whose label count differs from its output width."""
+        x = self._probe_input()
+        if x is None:  # a classical graph of unknown width: its static output shape
+            out = next(o for o in self.session.get_outputs() if o.name == self.output_name)
+            shape = out.shape if isinstance(out.shape, list) else []
+            width = shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+            if width is None:
+                return  # checked on the first prediction (_finish)
+        else:
+            try:
+                width = self._run(x).shape[1]
+            except Exception as e:  # noqa: BLE001 (onnxruntime raises its own types)
+                raise ModelError(f"{self.path}: the graph does not run on the input the sidecar "
+                                 f"describes {x.shape} ({e.__class__.__name__}: "
+                                 f"{str(e).splitlines()[0][:160]})") from None
+        if width != len(self.labels):
+            raise ModelError(f"{self.path}: the graph outputs {width} values per face but "
+                             f"the sidecar lists {len(self.labels)} labels")
 
     # ------------------------------------------------------------------ helpers
     def __repr__(self):
@@ -260,16 +353,39 @@ class DeployedModel:
             out = np.array([[d[k] for k in keys] for d in out], dtype=np.float32)
         return np.asarray(out, dtype=np.float32).reshape(len(x), -1)
 
-    def predict_proba(self, crops) -> np.ndarray:
+    #: Crops per onnxruntime run in :meth:`predict_proba`. A CNN's activations grow with
+    #: the batch (about 0.4 MB per 48x48 crop for the bundled model) and onnxruntime keeps
+    #: its largest allocation, so long inputs are run in slices of this size.
+    batch_size = 64
+
+    def predict_proba(self, crops, *, batch_size: int | None = None) -> np.ndarray:
         """Class probabilities, shape ``(N, len(labels))``, rows summing to 1.
 
-        ``crops``: one crop or a sequence of crops (any size; resized to the
-        model's input size), uint8 grayscale or RGB.
+        Parameters
+        ----------
+        crops : array or sequence of arrays
+            One crop or a sequence of crops (any size; resized to the model's
+            input size), uint8 grayscale or RGB.
+        batch_size : int, optional
+            Crops per graph run (default :attr:`batch_size`); bounds the memory
+            used, whatever the number of crops.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 probabilities in the order of :attr:`labels`.
         """
+        step = self.batch_size if batch_size is None else int(batch_size)
+        if step < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         crops = self.prepare(crops)
         n = len(crops)
-        if n == 0:
-            return np.zeros((0, len(self.labels)), np.float32)
+        out = np.zeros((n, len(self.labels)), np.float32)
+        for i in range(0, n, step):
+            out[i:i + step] = self._proba_batch(crops[i:i + step])
+        return out
+
+    def _proba_batch(self, crops: np.ndarray) -> np.ndarray:
         if self.kind == "cnn":
             x = crops.astype(np.float32) * np.float32(self.scale)
             x = (x - self.mean) / self.std
@@ -302,6 +418,9 @@ class DeployedModel:
         if out.shape[1] != len(self.labels):
             raise ModelError(f"{self.path}: the graph outputs {out.shape[1]} values per face but "
                              f"the sidecar lists {len(self.labels)} labels")
+        if not np.isfinite(out).all():
+            raise ModelError(f"{self.path}: the graph output non-finite values (inf or NaN); "
+                             f"the model is broken")
         t = self.temperature
         if self.output_kind == "logits":
             p = _softmax(out.astype(np.float64) / t)
@@ -314,8 +433,19 @@ class DeployedModel:
         return p.astype(np.float32)
 
 
-def load_model(path=None, *, threads=None, cache: bool = True) -> DeployedModel:
-    """Load (and checksum-verify) a deployed model folder.
+def _stamp(d: Path) -> list:
+    """(name, mtime, size, inode) of the files in a model folder, to notice a change."""
+    folder = d.parent if d.name == SIDECAR and d.is_file() else d
+    try:
+        with os.scandir(folder) as it:
+            return sorted((e.name, st.st_mtime_ns, st.st_size, st.st_ino)
+                          for e in it if e.is_file() for st in (e.stat(),))
+    except OSError:
+        return []
+
+
+def load_model(path=None, *, threads=None, cache: bool = True, digest=None) -> DeployedModel:
+    """Load (and verify) a deployed model folder.
 
     Parameters
     ----------
@@ -325,35 +455,40 @@ def load_model(path=None, *, threads=None, cache: bool = True) -> DeployedModel:
     threads : int, optional
         onnxruntime intra-op threads (default 1).
     cache : bool
-        Reuse one session per folder and thread count in this process. The
-        checksum is re-verified whenever the ONNX file's size or mtime changed.
+        Reuse one session per folder and thread count in this process. The files
+        are read and verified again whenever one of them changed (size, mtime).
+    digest : str, optional
+        Pin the model: refuse it unless its folder digest (``classicfer model-digest``)
+        is this one. Default: ``$CLASSICFER_MODEL_DIGEST`` when set, else no pin (a
+        bundled model is always checked against its recorded digest).
 
     Raises
     ------
     ModelError
-        Missing folder, bad sidecar, checksum mismatch, unloadable graph.
+        Missing folder, bad sidecar, checksum or digest mismatch, unloadable graph.
+    ConfigError
+        ``digest`` (or ``$CLASSICFER_MODEL_DIGEST``) is not 64 hex digits.
     """
     d = resolve_model_dir(path)
     n = _threads(threads)
+    pinned = pinned_digest(digest)
     if not cache:
-        return DeployedModel(d, threads=n)
-    try:
-        st = [(f.name, f.stat().st_mtime_ns, f.stat().st_size)
-              for f in (d / "model.onnx", d / "model.json") if f.is_file()]
-    except OSError:
-        st = []
+        return DeployedModel(d, threads=n, digest=pinned)
+    st = _stamp(d)
     key = (str(d.resolve()) if d.exists() else str(d), n)
     with _LOCK:
         hit = _CACHE.get(key)
-        if hit is not None and hit[0] == st:
-            return hit[1]
-    m = DeployedModel(d, threads=n)
+    if hit is not None and hit[0] == st:
+        check_pinned(hit[1].digest, pinned, d)
+        return hit[1]
+    m = DeployedModel(d, threads=n, digest=pinned)
     with _LOCK:
         _CACHE[key] = (st, m)
     return m
 
 
 __all__ = [
+    "DIGEST_ENV",
     "MODEL_ENV",
     "THREADS_ENV",
     "DeployedModel",
