@@ -184,6 +184,64 @@ def test_blank_image_no_face(method, kind):
     assert detect_faces(image, method) == []
 
 
+#: Run in a child process: a native crash (dlib's CNN segfaults on strips a few pixels wide)
+#: ends the child with a signal, which fails the test instead of killing pytest.
+_TINY_SCRIPT = r"""
+import json, sys
+import numpy as np
+from classicfer.face import METHODS, detect_faces
+
+SHAPES = [(1, 1), (2, 2), (3, 3000), (5, 5000), (3000, 3), (8, 300), (300, 8), (5000, 5)]
+EXTRA = [  # resized by min_size / upsample into a strip a few pixels wide
+    ("dlib-cnn", (300, 100), {"min_size": 900}),
+    ("dlib-cnn", (3, 3000), {"upsample": 1}),
+    ("dlib-hog", (3000, 3), {"upsample": 2}),
+    ("mtcnn", (3, 3000), {"upsample": 1}),
+    ("haar", (5, 5000), {"min_size": 10}),
+]
+cases = [(m, s, {}) for m in METHODS for s in SHAPES] + EXTRA
+out = {}
+for method, shape, kw in cases:
+    key = f"{method} {shape[0]}x{shape[1]} {kw}"
+    print("running", key, file=sys.stderr, flush=True)
+    for channels in ((), (3,)):
+        img = np.full(shape + channels, 128, np.uint8)
+        try:
+            out[key + f" {len(channels)}"] = repr(detect_faces(img, method, **kw))
+        except Exception as e:  # reported, so the test names the exception
+            out[key + f" {len(channels)}"] = f"{type(e).__name__}: {str(e)[:200]}"
+print(json.dumps(out))
+"""
+
+
+def test_tiny_and_strip_images_find_no_face_and_never_crash():
+    import json
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _TINY_SCRIPT], capture_output=True, text=True,
+                       timeout=300, check=False)
+    assert r.returncode == 0, f"detector process died ({r.returncode}): {r.stderr[-600:]}"
+    results = json.loads(r.stdout.strip().splitlines()[-1])
+    assert len(results) == 2 * (len(ALL) * 8 + 5)
+    bad = {k: v for k, v in results.items() if v != "[]"}
+    assert not bad
+
+
+@pytest.mark.parametrize(("method", "side"), [("dlib-hog", 64), ("dlib-cnn", 75),
+                                              ("mtcnn", 24), ("haar", 40)])
+def test_small_images_holding_a_face_are_still_searched(img, method, side):
+    """The size guard only skips images too small for the detector: a face filling an
+    image just above its limit (in the detector's working pixels) is still found."""
+    face = detect_faces(img, "dlib-hog")[0]
+    x, y, w, h = face.box
+    pad = 0.3 if method == "haar" else 0.0  # Haar wants a little context around the face
+    crop = img[int(y - pad * h):int(y + (1 + pad) * h), int(x - pad * w):int(x + (1 + pad) * w)]
+    small = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)
+    min_size = {"haar": 30.0, "dlib-hog": 80.0, "dlib-cnn": 80.0, "mtcnn": 12.0}[method]
+    assert len(detect_faces(small, method, min_size=min_size)) == 1
+
+
 @pytest.mark.parametrize("convert", [
     lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2GRAY),
     lambda a: np.dstack([a, np.full(a.shape[:2], 255, np.uint8)]),

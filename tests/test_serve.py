@@ -145,6 +145,21 @@ def test_corrupt_file_is_400(client, face_jpeg):
     _assert_error(r, 400, "not_an_image", "upload")
 
 
+def test_header_a_decoder_cannot_handle_is_400(client):
+    """Pillow's DDS plugin raises NotImplementedError on an unknown pixel format (a
+    corrupt AVIF makes libavif raise RuntimeError): still a 400, not a 500."""
+    import struct
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(buf, "DDS")
+    dds = bytearray(buf.getvalue())
+    struct.pack_into("<4I", dds, 76, 32, 0x4, int.from_bytes(b"XYZW", "little"), 0)
+    r = client.post("/predict", content=bytes(dds), headers={"Content-Type": "image/png"})
+    _assert_error(r, 400, "not_an_image", r"cannot decode image \(Unimplemented pixel format")
+
+
 def test_empty_body_is_400(client):
     r = client.post("/predict", content=b"", headers={"Content-Type": "image/png"})
     _assert_error(r, 400, "empty", "0 bytes")

@@ -23,6 +23,13 @@ METHODS = {
 }
 #: detectors that return eye landmarks with each face (their layout)
 LANDMARK_LAYOUTS = {"mtcnn": "mtcnn5", "blazeface": "blazeface6"}
+#: Shorter side (in pixels of the image the detector scans, after the min_size/upsample
+#: resize) below which the detector cannot find a face, so it is not run: Haar's 24 px
+#: cascade window; half of dlib's 80 px windows (a face filling the whole image is found
+#: down to 60 px by HOG and 70 px by the CNN, measured; below about 10 px dlib's CNN
+#: crashes the process or raises); MTCNN's 12 px P-Net window. BlazeFace: see
+#: :func:`_cannot_hold_a_face`.
+MIN_SIDE = {"haar": 24, "dlib-hog": 40, "dlib-cnn": 40, "mtcnn": 12}
 
 
 def _check_method(method: str) -> str:
@@ -95,9 +102,10 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
     -------
     list of Face
         Largest face first (ties: higher score first); empty when there is no
-        face (not an error). MTCNN faces carry their 5 landmarks
-        (``layout="mtcnn5"``), BlazeFace faces their 6 keypoints
-        (``layout="blazeface6"``).
+        face (not an error), also when the image is too small to hold a face the
+        detector can find (e.g. a 3-pixel-wide strip; see :data:`MIN_SIDE`). MTCNN
+        faces carry their 5 landmarks (``layout="mtcnn5"``), BlazeFace faces their
+        6 keypoints (``layout="blazeface6"``).
     """
     _check_method(method)
     if int(upsample) < 0:
@@ -109,59 +117,89 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
     if method == "blazeface" and int(upsample) > 0:
         raise ConfigError("blazeface looks at the whole image at once and cannot upsample; "
                           "use method='mtcnn' or 'haar' for small faces")
-    gray_needed = method in ("haar", "dlib-hog")
-    img = as_uint8_image(image, gray=gray_needed)
-    shape = img.shape
-    faces: list[Face] = []
+    img = as_uint8_image(image, gray=method in ("haar", "dlib-hog"))
     if method == "blazeface":
-        from ._blazeface import blazeface_detect
-
-        boxes, points = blazeface_detect(img, 0.5 if threshold is None else float(threshold),
-                                         min_size or None)
-        for b, p in zip(boxes, points):
-            if min(b[2] - b[0], b[3] - b[1]) < 0.8 * min_size:  # boxes are tight: some slack
-                continue
-            f = _to_face(b[0], b[1], b[2], b[3], b[4], method, 1.0, shape, p, "blazeface6")
-            if f is not None:
-                faces.append(f)
+        scale = 1.0
     elif method == "mtcnn":
         scale = float(2 ** int(upsample))
-        work = _resize(img, scale) if scale != 1 else img
-        from ._mtcnn import mtcnn_detect
-
-        th = (0.6, 0.7, 0.7 if threshold is None else float(threshold))
-        boxes, points = mtcnn_detect(work, min_size * scale, thresholds=th)
-        for b, p in zip(boxes, points):
-            f = _to_face(b[0], b[1], b[2], b[3], b[4], method, scale, shape, p, "mtcnn5")
-            if f is not None:
-                faces.append(f)
     else:
         scale = native / min_size * 2 ** int(upsample)
-        work = _resize(img, scale)
-        if method == "haar":
-            faces = _haar(work, scale, shape, threshold)
-        elif method == "dlib-hog":
-            det = _models.dlib_hog_detector()
-            rects, scores, _ = det.run(work, 0, 0.0 if threshold is None else float(threshold))
-            for r, s in zip(rects, scores):
-                f = _to_face(r.left(), r.top(), r.right() + 1, r.bottom() + 1, s, method,
-                             scale, shape)
-                if f is not None:
-                    faces.append(f)
-        else:  # dlib-cnn
-            det = _models.dlib_cnn_detector()
-            th = 0.0 if threshold is None else float(threshold)
-            for d in det(work, 0):
-                if d.confidence < th:
-                    continue
-                r = d.rect
-                f = _to_face(r.left(), r.top(), r.right() + 1, r.bottom() + 1, d.confidence,
-                             method, scale, shape)
-                if f is not None:
-                    faces.append(f)
+    if _cannot_hold_a_face(method, img.shape, min_size, scale):
+        return []
+    if method == "blazeface":
+        faces = _blazeface(img, min_size, threshold)
+    elif method == "mtcnn":
+        faces = _mtcnn(img, min_size, scale, threshold)
+    elif method == "haar":
+        faces = _haar(_resize(img, scale), scale, img.shape, threshold)
+    else:
+        faces = _dlib(method, _resize(img, scale), scale, img.shape, threshold)
     faces.sort(key=lambda f: (f.box[2] * f.box[3], f.score), reverse=True)
     if max_faces is not None:
         faces = faces[: int(max_faces)]
+    return faces
+
+
+def _cannot_hold_a_face(method: str, shape, min_size: float, scale: float) -> bool:
+    """True when an image of ``shape`` is too small to hold any face ``method`` can find.
+
+    For the scanning detectors: the image's shorter side, once resized by ``scale``, is
+    below the detector's :data:`MIN_SIDE` (so a 3x3000 strip never reaches dlib's CNN,
+    which crashes on it). For BlazeFace: the shorter side is below the smallest face it
+    reports (``0.8 * min_size``, or without ``min_size`` a tenth of the longer side, a
+    little under a single pass's reach of an eighth), and never below 2 pixels.
+    """
+    h, w = shape[:2]
+    if method == "blazeface":
+        from ._blazeface import REACH
+
+        smallest = 0.8 * min_size if min_size > 0 else 0.8 * REACH * max(h, w)
+        return min(h, w) < max(2.0, smallest)
+    side = min(max(1, round(h * scale)), max(1, round(w * scale)))
+    return side < MIN_SIDE[method]
+
+
+def _blazeface(img, min_size, threshold):
+    from ._blazeface import blazeface_detect
+
+    boxes, points = blazeface_detect(img, 0.5 if threshold is None else float(threshold),
+                                     min_size or None)
+    faces = []
+    for b, p in zip(boxes, points):
+        if min(b[2] - b[0], b[3] - b[1]) < 0.8 * min_size:  # boxes are tight: some slack
+            continue
+        f = _to_face(b[0], b[1], b[2], b[3], b[4], "blazeface", 1.0, img.shape, p, "blazeface6")
+        if f is not None:
+            faces.append(f)
+    return faces
+
+
+def _mtcnn(img, min_size, scale, threshold):
+    from ._mtcnn import mtcnn_detect
+
+    work = _resize(img, scale)
+    th = (0.6, 0.7, 0.7 if threshold is None else float(threshold))
+    boxes, points = mtcnn_detect(work, min_size * scale, thresholds=th)
+    faces = []
+    for b, p in zip(boxes, points):
+        f = _to_face(b[0], b[1], b[2], b[3], b[4], "mtcnn", scale, img.shape, p, "mtcnn5")
+        if f is not None:
+            faces.append(f)
+    return faces
+
+
+def _dlib(method, work, scale, shape, threshold):
+    th = 0.0 if threshold is None else float(threshold)
+    if method == "dlib-hog":
+        rects, scores, _ = _models.dlib_hog_detector().run(work, 0, th)
+    else:  # dlib-cnn: MMOD detections, kept from a minimum confidence
+        dets = [d for d in _models.dlib_cnn_detector()(work, 0) if d.confidence >= th]
+        rects, scores = [d.rect for d in dets], [d.confidence for d in dets]
+    faces = []
+    for r, s in zip(rects, scores):
+        f = _to_face(r.left(), r.top(), r.right() + 1, r.bottom() + 1, s, method, scale, shape)
+        if f is not None:
+            faces.append(f)
     return faces
 
 
