@@ -20,6 +20,7 @@ References
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from .exceptions import ModelError
@@ -334,17 +335,86 @@ def _model_details(meta, model_dir) -> list[str]:
 
 def _short(v, n=200):
     s = json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
+    s = _strip_abs_paths(s)
     return s if len(s) <= n else s[:n] + "..."
+
+
+#: An absolute path (``/a/b``, ``~/a/b``, ``C:\\a\\b``) starting a word; group 1 is its last part.
+_ABS_PATH = re.compile(r"(?<![\w.:/\\~-])(?:~|[A-Za-z]:)?[/\\](?:[^\s/\\'\"`,;()\[\]{}]+[/\\])*"
+                       r"([^\s/\\'\"`,;()\[\]{}]+)")
+
+
+def _strip_abs_paths(text: str) -> str:
+    """``text`` with every absolute path cut to its last part (``/home/u/data/ck`` -> ``ck``).
+
+    Cards are shared; the folders of the machine that trained the model are not
+    for the reader (and they hold user names).
+    """
+    return _ABS_PATH.sub(lambda m: m.group(1), text)
+
+
+def _training_source(meta) -> tuple[str | None, str | None]:
+    """``(dataset name, data path as given)`` of the training data; the path only if relative."""
+    training = meta.get("training") or {}
+    name = None
+    for v in (training.get("dataset"), training.get("train_dataset"), meta.get("dataset")):
+        if isinstance(v, dict):
+            v = v.get("name")
+        if isinstance(v, str) and v:
+            name = v
+            break
+    data = training.get("data")
+    given = None
+    if isinstance(data, str) and data:
+        if _strip_abs_paths(data) == data:
+            given = data
+        elif name is None:
+            name = _strip_abs_paths(data)
+    if name is not None:
+        name = _strip_abs_paths(name)
+    return name, given
+
+
+def _unseen_test_split(meta) -> bool:
+    """True when the sidecar records scores on a test split of the training data, which the
+    model therefore never saw (the CNN trainer stores ``n_test`` and ``test_*``; FER-2013
+    models ``privatetest_*``)."""
+    metrics = meta.get("metrics") or {}
+    n_test = metrics.get("n_test")
+    if isinstance(n_test, (int, float)) and not isinstance(n_test, bool):
+        return n_test > 0
+    return any(str(k).startswith(("test_", "privatetest_")) for k in metrics)
+
+
+def _evaluate_command(meta) -> tuple[str, str]:
+    """``(command, what DATASET is)``: an ``evaluate`` call that runs for this prefit model.
+
+    A prefit model is scored on rows it never saw: the test split of its own data when
+    the sidecar records one, else a whole other dataset (``cross-dataset``). The
+    default protocol of a dataset without splits (subject-kfold / loso) refits per
+    fold and refuses a prefit model.
+    """
+    name, given = _training_source(meta)
+    where = f"`{given}`" if given else (f"the {name} folder" if name else "the training data")
+    if _unseen_test_split(meta):
+        return ("classicfer evaluate --model MODEL_DIR --data DATASET --protocol split",
+                f"DATASET being {where}: only its test split, which the model never saw, is scored")
+    trained = name or "data the sidecar does not name"
+    what = (f"DATASET being labelled data the model never saw: the sidecar records no test split "
+            f"of {trained} held out from training, so a protocol within that dataset cannot "
+            f"score this already trained model")
+    if (meta.get("metrics") or {}).get("split") == "val":
+        what += (f". If {trained} has a test split (the model was fitted on its train split), "
+                 f"`classicfer evaluate --model MODEL_DIR --data DATASET --protocol split` "
+                 f"with DATASET = {where} scores that split instead")
+    return "classicfer evaluate --model MODEL_DIR --protocol cross-dataset --test-data DATASET", what
 
 
 def _datasets_of(meta, evaluations) -> list[str]:
     names = []
-    training = meta.get("training") or {}
-    for key in ("dataset", "train_dataset", "data"):
-        v = training.get(key)
-        if isinstance(v, dict):
-            v = v.get("name")
-        if isinstance(v, str):
+    name, given = _training_source(meta)
+    for v in (name, Path(given).name if given else None):
+        if v:
             names.append(v)
     for ev in evaluations:
         ds = ev["metrics"].get("dataset")
@@ -361,14 +431,11 @@ def _datasets_of(meta, evaluations) -> list[str]:
 
 def _training_data(meta, evaluations) -> list[str]:
     lines = []
-    training = meta.get("training") or {}
-    trained_on = None
-    for key in ("dataset", "train_dataset", "data"):
-        if training.get(key):
-            trained_on = training[key]
-            break
-    what = _short(trained_on) if trained_on else "not recorded in the sidecar"
-    lines.append(f"Trained on: **{what}**.")
+    name, given = _training_source(meta)
+    what = f"**{name}**" if name else "**not recorded in the sidecar**"
+    if given and given != name:
+        what += f" (data folder given as `{given}`)"
+    lines.append(f"Trained on: {what}.")
     lines.append("")
     for key in _datasets_of(meta, evaluations):
         note = DATASET_NOTES.get(key)
@@ -393,10 +460,10 @@ def _evaluation(meta, evaluations) -> list[str]:
     fresh = [e for e in evaluations if not e.get("stale")]
     stale = [e for e in evaluations if e.get("stale")]
     if not fresh:
+        cmd, what = _evaluate_command(meta)
         lines.append("No evaluation-harness report was found for this model (looked for "
-                     "`results/<dataset>/<protocol>/<model>/metrics.json`). Run `classicfer "
-                     "evaluate --model MODEL_DIR --data DATASET` and then `classicfer card "
-                     "MODEL_DIR` to add one.")
+                     f"`results/<dataset>/<protocol>/<model>/metrics.json`). Run `{cmd}` "
+                     f"({what}), then `classicfer card MODEL_DIR` to add one.")
         lines.append("")
     else:
         protos = sorted({e["metrics"].get("protocol") for e in fresh} & set(PROTOCOL_NOTES))
@@ -453,12 +520,16 @@ def _fmt_metric(v):
 
 
 def _rel(p):
+    """A report path for the card: relative to the current folder or to ``results/``, else its
+    last four parts (``<dataset>/<protocol>/<model>/<file>``), never absolute."""
     p = Path(p)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
         parts = p.parts
-        return str(Path(*parts[parts.index("results"):])) if "results" in parts else str(p)
+        if "results" in parts:
+            return str(Path(*parts[parts.index("results"):]))
+        return str(Path(*parts[-4:])) if p.is_absolute() else str(p)
 
 
 def _top_confusions(m, k=5):
@@ -491,19 +562,39 @@ def _calibration_test(model_dir, meta):
     return None
 
 
+def _temperature_text(rec, t) -> str:
+    """What the sidecar's ``calibration`` record says about the stored temperature."""
+    if "kept" not in rec:  # a record of a temperature fitted and kept without a check
+        return (f"Temperature scaling: T = {t:.3f}, fitted on {rec.get('fitted_on', '?')} "
+                f"({rec.get('n_samples', '?')} images) by minimising the negative "
+                f"log-likelihood. On that split: NLL {rec.get('nll_before', 0):.3f} -> "
+                f"{rec.get('nll_after', 0):.3f}, ECE {_pct(rec.get('ece_before'))} -> "
+                f"{_pct(rec.get('ece_after'))}. Scaling never changes which class wins."
+                + (" (The temperature minimises NLL, not ECE, so ECE can rise slightly "
+                   "on the split it was fitted on.)"
+                   if (rec.get("ece_after") or 0) > (rec.get("ece_before") or 0) else ""))
+    tf = float(rec.get("fitted_temperature", t))
+    text = (f"Temperature scaling: T = {tf:.3f} was fitted on {rec.get('n_fit', '?')} of the "
+            f"{rec.get('n_samples', '?')} images of {rec.get('fitted_on', '?')} (minimising the "
+            f"negative log-likelihood) and checked on the other {rec.get('n_check', '?')} "
+            f"(split stratified by class, seed {rec.get('seed', '?')}): on those, ECE "
+            f"{_pct(rec.get('ece_before'), 2)} at T = 1 -> {_pct(rec.get('ece_after'), 2)} at "
+            f"T = {tf:.3f}, NLL {rec.get('nll_before', 0):.3f} -> {rec.get('nll_after', 0):.3f}. ")
+    if rec.get("kept"):
+        text += (f"It lowered the ECE, so it was **kept**: probabilities are "
+                 f"softmax(scores / {t:.3f}).")
+    else:
+        text += ("It did not lower the ECE, so it was **not kept**: T = 1, probabilities are "
+                 "the raw softmax outputs.")
+    return text + " Scaling never changes which class wins."
+
+
 def _calibration(meta, evaluations, model_dir=".") -> list[str]:
     lines = []
     t = float(meta.get("temperature", 1.0) or 1.0)
     rec = meta.get("calibration") or {}
     if rec:
-        lines.append(f"Temperature scaling: T = {t:.3f}, fitted on {rec.get('fitted_on', '?')} "
-                     f"({rec.get('n_samples', '?')} images) by minimising the negative "
-                     f"log-likelihood. On that split: NLL {rec.get('nll_before', 0):.3f} -> "
-                     f"{rec.get('nll_after', 0):.3f}, ECE {_pct(rec.get('ece_before'))} -> "
-                     f"{_pct(rec.get('ece_after'))}. Scaling never changes which class wins."
-                     + (" (The temperature minimises NLL, not ECE, so ECE can rise slightly "
-                        "on the split it was fitted on.)"
-                        if (rec.get("ece_after") or 0) > (rec.get("ece_before") or 0) else ""))
+        lines.append(_temperature_text(rec, t))
     test_rec = _calibration_test(model_dir, meta)
     if test_rec:
         a, b = test_rec["T1"], test_rec["fitted"]
@@ -513,12 +604,11 @@ def _calibration(meta, evaluations, model_dir=".") -> list[str]:
                      f"T = {test_rec['temperature']:.3f}; NLL {a['nll']:.3f} -> {b['nll']:.3f}; "
                      f"Brier {a['brier']:.3f} -> {b['brier']:.3f} "
                      f"(`{_rel(test_rec['_path'])}`).")
-    elif t != 1.0:
-        lines.append(f"Temperature T = {t:.3f} (no fitting record in the sidecar).")
-    else:
-        lines.append("No temperature scaling (T = 1): probabilities are the raw softmax "
-                     "outputs. `classicfer.evaluation.calibration.calibrate_model_dir` fits one "
-                     "on a validation split.")
+    elif not rec:
+        lines.append(f"Temperature T = {t:.3f} (no fitting record in the sidecar)." if t != 1.0
+                     else "No temperature scaling (T = 1): probabilities are the raw softmax "
+                     "outputs. `classicfer card MODEL_DIR --calibrate DATASET` fits one on a "
+                     "validation split and keeps it only if it lowers the calibration error.")
     lines.append("")
     rows = []
     for e in evaluations:
@@ -560,19 +650,20 @@ def _calibration(meta, evaluations, model_dir=".") -> list[str]:
     return lines
 
 
-def _groups(evaluations) -> list[str]:
+def _groups(meta, evaluations) -> list[str]:
     from .evaluation.fairness import group_metrics_markdown
 
     lines = []
     found = [e for e in evaluations if not e.get("stale") and e.get("groups")]
     if not found:
+        cmd, what = _evaluate_command(meta)
         lines += [
             ("**Not measured.** Neither FER-2013 nor CK+ provides demographic labels, and "
             "classicfer never infers them from faces. Performance across age, gender, skin "
             "tone or other attributes is therefore unknown: do not assume it is uniform."),
             "",
-            ("To measure it on data you have the right to annotate: `classicfer evaluate "
-            "--model MODEL_DIR --data DATASET --groups groups.csv`, where `groups.csv` has a "
+            (f"To measure it on data you have the right to annotate: `{cmd} --groups "
+            f"groups.csv` ({what}), where `groups.csv` has a "
             "`path` (or file name / id) column and one column per attribute. The report gives "
             "per-group accuracy and macro-F1 with 95 % bootstrap intervals, the worst group, "
             "the largest gap, per-class true-positive-rate gaps (equal opportunity) and a "
@@ -637,7 +728,7 @@ def render_model_card(meta, model_dir, evaluations) -> str:
         "Training data and known skews": _training_data(meta, evaluations),
         "Evaluation": _evaluation(meta, evaluations),
         "Calibration": _calibration(meta, evaluations, model_dir),
-        "Per-group evaluation": _groups(evaluations),
+        "Per-group evaluation": _groups(meta, evaluations),
         "Limitations": [LIMITATIONS],
         "Licences": _licences(meta),
         "Privacy and data handling": [PRIVACY],

@@ -18,6 +18,8 @@ Add a classifier with :func:`register_classifier`.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -118,7 +120,7 @@ def _linear_svm(**kw):
     # dual="auto" solves the primal when n_samples > n_features (minutes -> seconds on FER);
     # tol=0.1 stops liblinear's Newton iterations earlier than its 1e-4 default: on FER-2013
     # HOG (28,709 x 1,764) 3.6x faster with the same PrivateTest accuracy
-    # (results/classical/linear_svm_speed.md); fit_pipeline(n_jobs=2) runs the folds in parallel
+    # (experiments/linear-svm-speed/); fit_pipeline(n_jobs=2) runs the folds in parallel
     return CalibratedClassifierCV(LinearSVC(C=0.01, dual="auto", tol=0.1, max_iter=5000),
                                   method="sigmoid", cv=3)
 
@@ -500,6 +502,62 @@ def _register_xgboost():
         convert_xgboost, options={"nocl": [True, False], "zipmap": [True, False, "columns"]})
 
 
+@functools.cache
+def _onnx_svc_type():
+    """``SVC`` as skl2onnx's SVM converter reads it, minus the ``probability=True`` attributes.
+
+    The converter reads ``probA_``/``probB_`` (Platt scaling of ``SVC(probability=True)``),
+    which scikit-learn 1.9 deprecates (a FutureWarning) and 1.11 removes. The ``svm``
+    classifier never sets ``probability`` (a sigmoid in ``CalibratedClassifierCV`` gives its
+    probabilities), so both are empty: this subclass says so without touching the
+    deprecated attributes, and is registered with the converter and shape calculator of
+    ``SVC``.
+    """
+    from skl2onnx import update_registered_converter
+    from skl2onnx.operator_converters.support_vector_machines import (
+        convert_sklearn_svm_classifier,
+    )
+    from skl2onnx.shape_calculators.support_vector_machines import (
+        calculate_sklearn_svm_output_shapes,
+    )
+    from sklearn.svm import SVC
+
+    class OnnxSVC(SVC):
+        probA_ = np.empty(0)
+        probB_ = np.empty(0)
+
+    update_registered_converter(
+        OnnxSVC, "ClassicferOnnxSVC", calculate_sklearn_svm_output_shapes,
+        convert_sklearn_svm_classifier,
+        options={"zipmap": [True, False, "columns"], "nocl": [True, False],
+                 "output_class_labels": [False, True], "raw_scores": [True, False]})
+    return OnnxSVC
+
+
+def _exportable_svm(clf):
+    """A shallow copy of a calibrated ``SVC`` whose SVCs are :func:`_onnx_svc_type` (the
+    fitted arrays are shared, ``clf`` is left as it is); other classifiers unchanged."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    def plain(est):
+        return type(est) is SVC and getattr(est, "probability", False) is not True
+
+    fitted = getattr(clf, "calibrated_classifiers_", None) or []
+    if not isinstance(clf, CalibratedClassifierCV) or not any(plain(c.estimator)
+                                                               for c in fitted):
+        return clf
+    out = copy.copy(clf)
+    out.calibrated_classifiers_ = []
+    for c in fitted:
+        c = copy.copy(c)
+        if plain(c.estimator):
+            c.estimator = copy.copy(c.estimator)
+            c.estimator.__class__ = _onnx_svc_type()
+        out.calibrated_classifiers_.append(c)
+    return out
+
+
 def _exportable_head(pipeline):
     """The head with wrappers replaced by what skl2onnx converts."""
     from sklearn.pipeline import Pipeline
@@ -510,6 +568,8 @@ def _exportable_head(pipeline):
     if isinstance(clf, XGBoostClassifier):
         _register_xgboost()
         steps[-1] = (name, clf.model_)
+    else:
+        steps[-1] = (name, _exportable_svm(clf))
     return Pipeline(steps), clf
 
 

@@ -11,10 +11,12 @@ from classicfer.evaluation.calibration import (
     calibrate_model_dir,
     calibration_bins,
     calibration_summary,
+    check_split,
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
     reliability_diagram,
+    select_temperature,
     to_scores,
 )
 from classicfer.exceptions import ClassicferError, ConfigError, DataError
@@ -139,10 +141,97 @@ def test_calibrate_model_dir_writes_only_temperature(tmp_path):
     after, _ = read_sidecar(d)  # checksum still verifies
     assert (d / "model.onnx").read_bytes() == onnx_bytes
     assert after["temperature"] == pytest.approx(rec["temperature"])
+    assert after["calibration"] == json.loads(json.dumps(rec))
     assert rec["n_samples"] == 150 and rec["fitted_on"] == "fake:val"
-    assert rec["nll_after"] <= rec["nll_before"] + 1e-9
+    assert rec["n_fit"] + rec["n_check"] == 150 and abs(rec["n_fit"] - rec["n_check"]) <= 7
+    assert rec["kept"] == (rec["ece_after"] < rec["ece_before"])
+    assert rec["temperature"] == (rec["fitted_temperature"] if rec["kept"] else 1.0)
     changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
     assert changed <= {"temperature", "calibration"}
+
+
+def _top1_calibrated(n_per_level=100, k=3):
+    """Scores whose top-1 confidence is exactly the accuracy at each of five levels, and
+    whose true class, when the prediction is wrong, gets almost no probability.
+
+    The NLL of the wrong rows is huge, so the NLL-fitted temperature is large: it flattens
+    every confidence far below the accuracy and makes the ECE much worse.
+    """
+    scores, y = [], []
+    for level, conf in enumerate((0.55, 0.65, 0.75, 0.85, 0.95)):
+        for i in range(n_per_level):
+            pred = (i + level) % k
+            z = np.full(k, -30.0)
+            z[pred] = 0.0
+            z[(pred + 1) % k] = np.log((1 - conf) / conf)
+            scores.append(z)
+            y.append(pred if i < round(conf * n_per_level) else (pred + 2) % k)
+    return np.array(scores), np.array(y)
+
+
+def test_check_split_is_stratified_seeded_and_disjoint():
+    y = np.repeat([0, 1, 2], [40, 20, 7])
+    fit, check = check_split(y, seed=3)
+    assert len(np.intersect1d(fit, check)) == 0 and len(fit) + len(check) == len(y)
+    assert [int(np.sum(y[check] == c)) for c in (0, 1, 2)] == [20, 10, 4]  # round(7 / 2) = 4
+    again = check_split(y, seed=3)
+    assert np.array_equal(again[0], fit) and np.array_equal(again[1], check)
+    assert not np.array_equal(check_split(y, seed=4)[1], check)
+    with pytest.raises(ConfigError, match="check_fraction"):
+        check_split(y, check_fraction=1.0)
+
+
+def test_temperature_kept_when_it_lowers_the_held_out_ece():
+    logits, y = _overconfident(n=2000, true_t=3.0)
+    rec = select_temperature(logits, y, seed=0)
+    assert rec["kept"] and rec["temperature"] == rec["fitted_temperature"]
+    assert rec["temperature"] == pytest.approx(3.0, rel=0.15)
+    assert rec["ece_after"] < rec["ece_before"] / 2
+    assert rec["n_fit"] + rec["n_check"] == 2000
+    # the figures are those of the held-out part, at T = 1 and at the fitted T
+    _, check = check_split(y, seed=0)
+    assert rec["ece_before"] == pytest.approx(
+        expected_calibration_error(y[check], apply_temperature(logits[check], 1.0)))
+    assert rec["ece_after"] == pytest.approx(expected_calibration_error(
+        y[check], apply_temperature(logits[check], rec["fitted_temperature"])))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_temperature_not_kept_when_it_raises_the_held_out_ece(seed):
+    scores, y = _top1_calibrated()
+    assert expected_calibration_error(y, apply_temperature(scores)) == pytest.approx(0, abs=1e-9)
+    rec = select_temperature(scores, y, seed=seed)
+    # NLL improves a lot on the held-out part, ECE gets worse: T = 1 is kept
+    assert rec["fitted_temperature"] > 2 and rec["nll_after"] < rec["nll_before"]
+    assert rec["ece_after"] > rec["ece_before"]
+    assert not rec["kept"] and rec["temperature"] == 1.0
+
+
+def test_select_temperature_needs_two_parts():
+    with pytest.raises(DataError, match="to check it on"):
+        select_temperature(np.array([[1.0, 0.0]]), np.array([0]))
+
+
+@pytest.mark.parametrize("kind", ["kept", "not kept"])
+def test_calibrate_model_dir_stores_the_outcome(tmp_path, monkeypatch, kind):
+    import classicfer.evaluation.calibration as cal
+    from classicfer.runtime import read_sidecar
+    from classicfer.runtime._testing import make_linear_model
+
+    scores, y = _overconfident(n=600, k=7, true_t=3.0) if kind == "kept" else \
+        _top1_calibrated(n_per_level=40, k=7)
+    labels = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
+    ds = _fake_dataset(n=2 * len(y))
+    ds.labels[: len(y)] = np.array(labels)[y]  # the val rows
+    monkeypatch.setattr(cal, "_model_scores", lambda model_dir, images: scores)
+    d = make_linear_model(tmp_path / "m")
+    rec = calibrate_model_dir(d, ds)
+    meta, _ = read_sidecar(d)
+    assert meta["calibration"]["kept"] is (kind == "kept")
+    if kind == "kept":
+        assert meta["temperature"] == pytest.approx(rec["fitted_temperature"]) != 1.0
+    else:
+        assert meta["temperature"] == 1.0 and rec["fitted_temperature"] > 2
 
 
 def test_calibrate_model_dir_refuses_test_split_and_missing_split(tmp_path):

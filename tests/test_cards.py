@@ -165,7 +165,47 @@ def test_temperature_record_appears(tmp_path):
                  name="fake")
     rec = calibrate_model_dir(d, ds)
     text = write_model_card(d, results_dirs=[tmp_path]).read_text()
-    assert f"T = {rec['temperature']:.3f}, fitted on fake:val (60 images)" in text
+    assert (f"T = {rec['fitted_temperature']:.3f} was fitted on {rec['n_fit']} of the 60 images "
+            f"of fake:val") in text
+    assert f"checked on the other {rec['n_check']}" in text
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_card_says_whether_the_temperature_was_kept(tmp_path, monkeypatch, kept):
+    import classicfer.evaluation.calibration as cal
+    from classicfer.datasets._base import Dataset
+
+    rng = np.random.default_rng(0)
+    n, k = 400, len(LABELS)
+    z = rng.normal(0, 1.5, (n, k))
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    y = np.array([rng.choice(k, p=row) for row in p])
+    if kept:
+        scores = 3 * z  # over-confident: a temperature near 3 helps
+    else:  # top-1 calibrated, true class far below when wrong: the NLL-fitted T hurts ECE
+        pred = z.argmax(1)
+        conf = np.where(np.arange(n) % 2 == 0, 0.6, 0.9)
+        y = np.where(rng.random(n) < conf, pred, (pred + 2) % k)
+        scores = np.full((n, k), -30.0)
+        scores[np.arange(n), pred] = 0.0
+        scores[np.arange(n), (pred + 1) % k] = np.log((1 - conf) / conf)
+    monkeypatch.setattr(cal, "_model_scores", lambda model_dir, images: scores)
+    d, _ = _model(tmp_path)
+    ds = Dataset(images=np.zeros((n, 48, 48), np.uint8), labels=np.array(LABELS)[y],
+                 subjects=None, splits=np.array(["val"] * n),
+                 paths=np.array([f"{i}.png" for i in range(n)]), name="fake")
+    rec = cal.calibrate_model_dir(d, ds)
+    assert rec["kept"] is kept
+    text = write_model_card(d, results_dirs=[tmp_path]).read_text()
+    calib = text.split("## Calibration")[1].split("## ")[0]
+    assert (f"ECE {100 * rec['ece_before']:.2f} % at T = 1 -> {100 * rec['ece_after']:.2f} % "
+            f"at T = {rec['fitted_temperature']:.3f}") in calib
+    if kept:
+        assert "so it was **kept**" in calib and "not kept" not in calib
+        assert f"| Temperature | {rec['temperature']:.4g} |" in text
+    else:
+        assert "so it was **not kept**: T = 1" in calib
+        assert "| Temperature | 1 (no temperature scaling) |" in text
 
 
 def test_explicit_evaluations_and_bad_folder(tmp_path):
@@ -217,8 +257,12 @@ def test_cli_card_calibrate(tmp_path, tiny_fer_folder):
                                  "--results", str(tmp_path)])
     assert r.exit_code == 0, r.output
     meta = json.loads((d / "model.json").read_text())
-    assert meta["calibration"]["fitted_on"].endswith(":val")
-    assert f"T = {meta['temperature']:.3f}" in (d / CARD_FILE).read_text()
+    rec = meta["calibration"]
+    assert rec["fitted_on"].endswith(":val")
+    assert meta["temperature"] == (rec["fitted_temperature"] if rec["kept"] else 1.0)
+    assert f"checked on the other {rec['n_check']}" in r.output
+    assert ("kept (T = " if rec["kept"] else "not kept") in r.output
+    assert f"T = {rec['fitted_temperature']:.3f} was fitted on" in (d / CARD_FILE).read_text()
     r = CliRunner().invoke(cli, ["card", str(d), "--calibrate", str(tmp_path / "nodata")])
     assert r.exit_code == 1 and "Error: " in r.output
 
@@ -261,3 +305,75 @@ def test_every_exported_model_gets_a_card(tmp_path):
     text = (d / CARD_FILE).read_text()
     assert text.startswith("# Model card: exported")
     assert _sections(text) == list(SECTIONS)
+
+
+def _run_next_step(text, model_dir, dataset, out):
+    """Run the card's ``classicfer evaluate`` command with MODEL_DIR and DATASET filled in."""
+    import shlex
+
+    cmd = re.search(r"Run `(classicfer evaluate [^`]+)`", text).group(1)
+    args = [str(model_dir) if a == "MODEL_DIR" else str(dataset) if a == "DATASET" else a
+            for a in shlex.split(cmd)[2:]]
+    return cmd, CliRunner().invoke(cli, ["evaluate", *args, "--out", str(out), "-q",
+                                         "--n-boot", "100", "--gallery", "0"])
+
+
+def test_next_step_runs_for_a_model_fitted_on_unsplit_data(tmp_path, tiny_ckplus48,
+                                                             tiny_fer_folder):
+    """A model fitted on all of a dataset without splits is scored on other data."""
+    m = tmp_path / "ck-model"
+    r = CliRunner().invoke(cli, ["fit", "--data", str(tiny_ckplus48), "--features", "hog",
+                                 "--classifier", "logreg", "--out", str(m), "-q"])
+    assert r.exit_code == 0, r.output
+    # The default protocol of this dataset refits per fold: it cannot score this model.
+    r = CliRunner().invoke(cli, ["evaluate", "--model", str(m), "--data", str(tiny_ckplus48),
+                                 "--out", str(tmp_path / "r0"), "-q"])
+    assert r.exit_code == 1 and "prefit" in r.output
+    text = write_model_card(m, results_dirs=[tmp_path / "results"]).read_text()
+    cmd, r = _run_next_step(text, m, tiny_fer_folder, tmp_path / "results")
+    assert "--protocol cross-dataset --test-data DATASET" in cmd
+    assert r.exit_code == 0, r.output
+    assert "labelled data the model never saw" in text
+    # the groups how-to gives the same command
+    assert f"`{cmd} --groups groups.csv`" in text
+    # ... and its report now shows up in the card
+    text = write_model_card(m, results_dirs=[tmp_path / "results"]).read_text()
+    assert re.search(r"\| \S+-to-fer2013 \| cross-dataset \| \d+ \|", text)
+
+
+def test_next_step_scores_the_unseen_test_split(tmp_path, tiny_fer_folder):
+    d, _ = _model(tmp_path)
+    side = d / "model.json"
+    meta = json.loads(side.read_text())
+    meta["metrics"] = {"n_train": 28, "n_val": 14, "n_test": 14, "test_accuracy": 0.5}
+    side.write_text(json.dumps(meta))
+    text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
+    cmd, r = _run_next_step(text, d, tiny_fer_folder, tmp_path / "results")
+    assert cmd == "classicfer evaluate --model MODEL_DIR --data DATASET --protocol split"
+    assert r.exit_code == 0, r.output
+    assert "(split):" in r.output
+
+
+@pytest.mark.parametrize("relative", [False, True])
+def test_card_never_shows_an_absolute_data_path(tmp_path, tiny_ckplus48, monkeypatch, relative):
+    monkeypatch.chdir(tmp_path)
+    data = "ckplus48" if relative else str(tiny_ckplus48)
+    assert tiny_ckplus48 == tmp_path / "ckplus48"
+    r = CliRunner().invoke(cli, ["fit", "--data", data, "--features", "hog", "--classifier",
+                                 "logreg", "--out", "m", "-q"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["training"]["data"] == data
+    text = write_model_card(tmp_path / "m", results_dirs=[tmp_path / "results"]).read_text()
+    assert str(tmp_path) not in text
+    assert "Trained on: **ckplus48**" in text and "- data: ckplus48" in text
+    assert "Posed expressions" in text  # the CK+ notes, found from the dataset's name
+    # an absolute path anywhere in the training record is cut to its last part
+    side = tmp_path / "m" / "model.json"
+    meta = json.loads(side.read_text())
+    meta["training"]["teachers"] = ["/home/someone/runs/teacher-1/best.pt", "runs/t2.pt"]
+    meta["training"]["command"] = "train --data C:\\Users\\someone\\fer2013 --out ~/x/out"
+    side.write_text(json.dumps(meta))
+    text = write_model_card(tmp_path / "m", results_dirs=[tmp_path / "results"]).read_text()
+    assert '["best.pt", "runs/t2.pt"]' in text
+    assert "train --data fer2013 --out out" in text
+    assert "someone" not in text and str(tmp_path) not in text

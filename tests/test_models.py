@@ -92,6 +92,57 @@ def test_param_routing():
     assert g["reduce"][0] == "passthrough" and g["reduce"][1].n_components == 50
 
 
+@pytest.mark.parametrize("kernel", ["rbf", "linear"])
+def test_svm_exports_without_the_probability_attributes(data, monkeypatch, kernel):
+    """The svm classifier (a sigmoid-calibrated SVC) exports to ONNX without reading
+    ``probA_``/``probB_``, which scikit-learn 1.9 deprecates and 1.11 removes."""
+    from sklearn.svm import SVC
+    from sklearn.svm._base import BaseSVC
+
+    from classicfer.commands._common import parse_params
+
+    def removed(self):
+        raise AttributeError("probA_/probB_ were removed with SVC(probability=True)")
+
+    monkeypatch.setattr(BaseSVC, "probA_", property(removed))
+    monkeypatch.setattr(BaseSVC, "probB_", property(removed))
+    X, y = data
+    params = parse_params(["C=3", "gamma=0.01", f"kernel={kernel}", "pca=10"])  # as --param
+    pipe = make_pipeline("hog", "svm", params)
+    inner = pipe.get_params()
+    assert (inner["classifier__estimator__C"], inner["classifier__estimator__gamma"],
+            inner["classifier__estimator__kernel"]) == (3, 0.01, kernel)
+    fit_pipeline(pipe, X[:28], y[:28])
+    svc = pipe.named_steps["classifier"].calibrated_classifiers_[0].estimator
+    assert type(svc) is SVC and svc.C == 3 and svc.kernel == kernel
+    F = compute_features(pipe.named_steps["features"], X)
+    par = onnx_parity(pipe, to_onnx(pipe, F.shape[1]), F)
+    assert par["agreement"] >= 0.995 and par["max_abs_prob_diff"] < 1e-3, par
+    # the fitted pipeline is left as it was (the export works on a copy)
+    assert type(pipe.named_steps["classifier"].calibrated_classifiers_[0].estimator) is SVC
+
+
+@pytest.mark.parametrize("module, fails", [("sklearn.utils.deprecation", True),
+                                           ("sklearn.svm._base", True),
+                                           ("classicfer.models", True),
+                                           ("numpy", False)])
+def test_future_warnings_of_scikit_learn_fail_the_suite(module, fails):
+    """pyproject's filterwarnings turns a FutureWarning attributed to scikit-learn (or to
+    classicfer, for warnings raised with stacklevel=2) into an error."""
+    import warnings
+
+    def warn():
+        warnings.warn_explicit("removed in a coming release", FutureWarning,
+                               f"{module.replace('.', '/')}.py", 1, module=module)
+
+    if fails:
+        with pytest.raises(FutureWarning, match="removed in a coming release"):
+            warn()
+    else:
+        with pytest.warns(FutureWarning):
+            warn()
+
+
 @pytest.mark.parametrize("params,msg", [
     ({"Cee": 1}, "unknown parameter 'Cee'; classifier parameters: .*C"),
     ({"C": -1}, "parameter 'classifier__estimator__C'=-1"),

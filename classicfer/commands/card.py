@@ -18,8 +18,9 @@ from ._common import handle_errors
               help="Print the card instead of writing a file.")
 @click.option("--calibrate", "calibrate_data", type=click.Path(), default=None,
               metavar="DATASET",
-              help="First fit a temperature on DATASET's val split (e.g. FER-2013 PublicTest) "
-                   "and store it in model.json (the ONNX file is untouched).")
+              help="First fit a temperature on half of DATASET's val split (e.g. FER-2013 "
+                   "PublicTest), keep it only if it lowers the ECE of the other half, and store "
+                   "the outcome in model.json (the ONNX file is untouched).")
 @handle_errors
 def card(model_dir, out, results_dirs, to_stdout, calibrate_data):
     """Write model_card.md: uses, data skews, metrics, calibration, groups, licences.
@@ -43,10 +44,12 @@ def card(model_dir, out, results_dirs, to_stdout, calibrate_data):
         from ..evaluation.calibration import calibrate_model_dir
 
         rec = calibrate_model_dir(d, calibrate_data)
-        click.echo(f"temperature {rec['temperature']:.4f} fitted on {rec['fitted_on']} "
-                   f"({rec['n_samples']} images): NLL {rec['nll_before']:.4f} -> "
-                   f"{rec['nll_after']:.4f}, ECE {100 * rec['ece_before']:.2f} % -> "
-                   f"{100 * rec['ece_after']:.2f} %", err=True)
+        verdict = (f"kept (T = {rec['temperature']:.4f})" if rec["kept"] else
+                   "not kept: it does not lower the ECE, T = 1")
+        click.echo(f"temperature {rec['fitted_temperature']:.4f} fitted on {rec['n_fit']} "
+                   f"images of {rec['fitted_on']}, checked on the other {rec['n_check']}: "
+                   f"ECE {100 * rec['ece_before']:.2f} % -> {100 * rec['ece_after']:.2f} %, "
+                   f"NLL {rec['nll_before']:.4f} -> {rec['nll_after']:.4f}; {verdict}", err=True)
     if to_stdout:
         meta, onnx_path = read_sidecar(d)
         evs = find_evaluations(onnx_path.parent, meta, results_dirs=list(results_dirs) or None)

@@ -4,7 +4,10 @@ A classifier is *calibrated* when, among the images it labels with confidence
 0.8, about 80 % are right. These functions measure that on held-out data and fit
 one scalar temperature ``T`` on a validation split so that
 ``softmax(logits / T)`` is better calibrated (Guo et al., 2017). Temperature
-scaling never changes the arg-max, so accuracy is untouched.
+scaling never changes the arg-max, so accuracy is untouched. The temperature is
+fitted by NLL on one part of the validation split and kept only when it lowers
+the ECE of the other part (:func:`select_temperature`): lower NLL does not
+always mean lower top-1 calibration error.
 
 References
 ----------
@@ -335,11 +338,112 @@ def _model_scores(model_dir, images):
     return to_scores(proba.astype(np.float64), "probabilities")
 
 
-def calibrate_model_dir(model_dir, dataset, *, split="val", n_bins=15) -> dict:
-    """Fit a temperature on a dataset split and store it in ``model.json``.
+def check_split(y_true_idx, *, check_fraction=0.5, seed=0):
+    """Split sample indices into a fitting part and a checking part, stratified by class.
 
-    Only the ``temperature`` key (and a ``calibration`` record saying how it was
-    fitted) changes; the ONNX file and its sha256 are untouched.
+    Each class's indices are shuffled with ``numpy.random.default_rng(seed)`` and
+    ``round(n_class * check_fraction)`` of them go to the checking part, so the
+    split is the same on every run and both parts keep the class proportions.
+
+    Parameters
+    ----------
+    y_true_idx : (N,) int ndarray
+        Class index of each sample.
+    check_fraction : float
+        Share of each class held out for checking, in ``(0, 1)``.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    (ndarray, ndarray)
+        Sorted indices of the fitting part and of the checking part.
+    """
+    if not 0 < float(check_fraction) < 1:
+        raise ConfigError(f"check_fraction must be in (0, 1); got {check_fraction!r}")
+    y = np.asarray(y_true_idx)
+    rng = np.random.default_rng(seed)
+    fit, check = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = round(len(idx) * float(check_fraction))
+        check.append(idx[:k])
+        fit.append(idx[k:])
+    return np.sort(np.concatenate(fit)).astype(int), np.sort(np.concatenate(check)).astype(int)
+
+
+def select_temperature(scores, y_true_idx, *, check_fraction=0.5, seed=0, n_bins=15) -> dict:
+    """Fit a temperature on one part of held-out data and keep it only if it helps.
+
+    The samples are split by :func:`check_split`; ``T`` is fitted on the fitting
+    part by :func:`fit_temperature` (NLL) and kept only when it lowers the ECE
+    of the checking part below its ECE at ``T = 1``. Otherwise ``T = 1`` is kept:
+    minimising NLL does not always lower the top-1 calibration error.
+
+    Parameters
+    ----------
+    scores : (N, K) ndarray
+        Logits, or ``log(p)`` for a model that outputs probabilities (see
+        :func:`to_scores`), at ``T = 1``.
+    y_true_idx : (N,) int ndarray
+    check_fraction : float
+        Share of each class held out for checking.
+    seed : int
+        Seed of the split.
+    n_bins : int
+        ECE bins.
+
+    Returns
+    -------
+    dict
+        ``temperature`` (the kept one: the fitted ``T`` or 1.0), ``fitted_temperature``,
+        ``kept``, ``n_samples``, ``n_fit``, ``n_check``, ``check_fraction``, ``seed``,
+        ``n_bins``, and on the checking part ``ece_before``/``nll_before`` (at
+        ``T = 1``) and ``ece_after``/``nll_after`` (at the fitted ``T``).
+
+    Raises
+    ------
+    DataError
+        Fewer than two samples, or a part left empty.
+    """
+    z = np.asarray(scores, dtype=float)
+    y, _ = _check_inputs(y_true_idx, np.zeros_like(z) if z.ndim == 2 else z)
+    fit_idx, check_idx = check_split(y, check_fraction=check_fraction, seed=seed)
+    if len(fit_idx) == 0 or len(check_idx) == 0:
+        raise DataError(f"{len(y)} images: a temperature needs images to fit on and others "
+                        f"to check it on (at least 2, better hundreds)")
+    t = fit_temperature(z[fit_idx], y[fit_idx])
+    yc, zc = y[check_idx], z[check_idx]
+    before, after = apply_temperature(zc, 1.0), apply_temperature(zc, t)
+    ece_before = expected_calibration_error(yc, before, n_bins)
+    ece_after = expected_calibration_error(yc, after, n_bins)
+    kept = bool(ece_after < ece_before)
+    return {
+        "temperature": t if kept else 1.0,
+        "fitted_temperature": t,
+        "kept": kept,
+        "n_samples": len(y),
+        "n_fit": len(fit_idx),
+        "n_check": len(check_idx),
+        "check_fraction": float(check_fraction),
+        "seed": int(seed),
+        "n_bins": int(n_bins),
+        "nll_before": negative_log_likelihood(yc, before),
+        "nll_after": negative_log_likelihood(yc, after),
+        "ece_before": ece_before,
+        "ece_after": ece_after,
+    }
+
+
+def calibrate_model_dir(model_dir, dataset, *, split="val", n_bins=15, check_fraction=0.5,
+                        seed=0) -> dict:
+    """Fit a temperature on a dataset split, check it, and store the outcome in ``model.json``.
+
+    The split's images are divided by :func:`select_temperature` (stratified by
+    class, seeded): ``T`` is fitted on one part and kept only if it lowers the
+    ECE of the other part; otherwise ``T = 1`` is stored. Only the
+    ``temperature`` key and a ``calibration`` record saying what happened change;
+    the ONNX file and its sha256 are untouched.
 
     Parameters
     ----------
@@ -350,11 +454,17 @@ def calibrate_model_dir(model_dir, dataset, *, split="val", n_bins=15) -> dict:
         is ``"val"``).
     split : str
         Never ``"test"``: the temperature must not see the test split.
+    n_bins : int
+        ECE bins.
+    check_fraction, seed : float, int
+        Share of each class held out to check the temperature, and the seed of
+        that split.
 
     Returns
     -------
     dict
-        ``temperature``, ``n_samples``, and NLL/ECE on the split before and after.
+        The record stored under ``calibration`` (see :func:`select_temperature`),
+        plus ``fitted_on`` (``"<dataset>:<split>"``) and ``method``.
     """
     from ..runtime._format import SIDECAR, read_sidecar
 
@@ -375,23 +485,15 @@ def calibrate_model_dir(model_dir, dataset, *, split="val", n_bins=15) -> dict:
         part = part.subset(known)
     y = np.array([labels.index(lab) for lab in part.labels])
     scores = _model_scores(Path(onnx_path).parent, part.images)
-    t = fit_temperature(scores, y)
-    before = apply_temperature(scores, 1.0)
-    after = apply_temperature(scores, t)
-    record = {
-        "temperature": t,
-        "fitted_on": f"{dataset.name}:{split}",
-        "n_samples": len(y),
-        "nll_before": negative_log_likelihood(y, before),
-        "nll_after": negative_log_likelihood(y, after),
-        "ece_before": expected_calibration_error(y, before, n_bins),
-        "ece_after": expected_calibration_error(y, after, n_bins),
-        "n_bins": int(n_bins),
-        "method": "temperature scaling (Guo et al. 2017), NLL minimised over log T",
-    }
+    record = select_temperature(scores, y, check_fraction=check_fraction, seed=seed,
+                                n_bins=n_bins)
+    record["fitted_on"] = f"{dataset.name}:{split}"
+    record["method"] = ("temperature scaling (Guo et al. 2017): NLL minimised over log T on "
+                        "the fitting part; kept only if it lowers the ECE of the held-out "
+                        "checking part (stratified by class, seeded), else T = 1")
     side = Path(onnx_path).parent / SIDECAR
     raw = json.loads(side.read_text())
-    raw["temperature"] = t
+    raw["temperature"] = record["temperature"]
     raw["calibration"] = record
     side.write_text(json.dumps(raw, indent=2, sort_keys=True) + "\n")
     read_sidecar(side.parent)  # still verifies
@@ -400,6 +502,7 @@ def calibrate_model_dir(model_dir, dataset, *, split="val", n_bins=15) -> dict:
 
 __all__ = [
     "apply_temperature", "brier_score", "calibrate_model_dir", "calibration_bins",
-    "calibration_summary", "expected_calibration_error", "fit_temperature",
-    "maximum_calibration_error", "negative_log_likelihood", "reliability_diagram", "to_scores",
+    "calibration_summary", "check_split", "expected_calibration_error", "fit_temperature",
+    "maximum_calibration_error", "negative_log_likelihood", "reliability_diagram",
+    "select_temperature", "to_scores",
 ]
