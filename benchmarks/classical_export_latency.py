@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _classical_common import run_record, write_json
+from _common import run_record, write_json
 
 
 def main(argv=None):

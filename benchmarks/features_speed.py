@@ -15,7 +15,7 @@ import os
 import time
 from pathlib import Path
 
-from _classical_common import run_record, write_json
+from _common import run_record, write_json
 
 
 def main(argv=None):

@@ -40,7 +40,7 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _frames import make_frame  # the same frame in both benchmarks
+from _common import make_frame  # the same frame in both benchmarks
 
 STAGES = ("decode", "detect", "landmarks", "features", "classify", "total")
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -403,7 +403,7 @@ def main(argv=None):
     ap.add_argument("--out", default=str(ROOT / "results"))
     a = ap.parse_args(argv)
     if a.runs < 200:
-        print("note: the issue asks for >= 200 runs", file=sys.stderr)
+        print("note: fewer than 200 runs make p95 unreliable", file=sys.stderr)
     frame = make_frame()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _frames import make_frame  # the same frame in both benchmarks
+from _common import make_frame  # the same frame in both benchmarks
 
 RESULTS = ROOT / "results"
 TARGET_RPS = 50.0
