@@ -9,7 +9,22 @@ _os.environ["ORT_DISABLE_TELEMETRY"] = "1"
 
 from .labels import EMOTIONS
 
-__all__ = ["EMOTIONS", "__version__"]
+#: The facade: the verbs a user needs, loaded on first use (``import classicfer`` stays fast).
+#: Everything else lives in the subpackages (datasets, face, features, evaluation, runtime...).
+_FACADE = {
+    "predict": ("runtime", "predict"),
+    "load_model": ("runtime", "load_model"),
+    "Predictor": ("runtime", "Predictor"),
+    "load_dataset": ("datasets", "load_dataset"),
+    "inspect_dataset": ("datasets", "inspect_dataset"),
+    "detect_faces": ("face", "detect_faces"),
+    "make_pipeline": ("models", "make_pipeline"),
+    "evaluate": ("evaluation", "evaluate"),
+    "export": ("runtime._export", "export"),
+    "corrupt": ("evaluation.corruptions", "corrupt"),
+}
+
+__all__ = ["EMOTIONS", "__version__", *sorted(_FACADE)]
 
 
 def _get_version() -> str:
@@ -28,8 +43,11 @@ def __getattr__(name):
         v = _get_version()
         globals()["__version__"] = v
         return v
-    if name in ("predict", "load_model", "Predictor"):
-        from . import runtime
+    if name in _FACADE:
+        from importlib import import_module
 
-        return getattr(runtime, name)
+        module, attr = _FACADE[name]
+        value = getattr(import_module(f"{__name__}.{module}"), attr)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'classicfer' has no attribute {name!r}")
