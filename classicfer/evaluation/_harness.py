@@ -124,18 +124,37 @@ def _apply_map(dataset, label_map):
     return rows, labels[rows].astype(str)
 
 
+#: Test rows given to a model per predict / predict_proba call: what the model allocates
+#: for them (a CNN's activations, a pipeline's features) stays bounded whatever the size
+#: of the test set.
+PREDICT_BATCH = 512
+
+
+def _n_rows(X) -> int:
+    return X.shape[0] if hasattr(X, "shape") else len(X)
+
+
+def _batched(fn, X, batch: int | None = None) -> np.ndarray:
+    """``fn(X)`` computed over consecutive slices of at most ``batch`` rows, concatenated."""
+    batch = batch or PREDICT_BATCH
+    n = _n_rows(X)
+    if n <= batch:
+        return np.asarray(fn(X))
+    return np.concatenate([np.asarray(fn(X[i:i + batch])) for i in range(0, n, batch)])
+
+
 def _scores(est, X, labels):
     """Class scores aligned with ``labels`` and their kind, or (None, None)."""
     classes = [str(c) for c in est.classes_]
     raw, kind = None, None
     if hasattr(est, "predict_proba"):
         try:
-            raw, kind = np.asarray(est.predict_proba(X), dtype=float), "probability"
+            raw, kind = np.asarray(_batched(est.predict_proba, X), dtype=float), "probability"
         except (AttributeError, NotImplementedError):
             raw = None
     if raw is None and hasattr(est, "decision_function"):
         try:
-            d = np.asarray(est.decision_function(X), dtype=float)
+            d = np.asarray(_batched(est.decision_function, X), dtype=float)
         except (AttributeError, NotImplementedError):
             d = None
         if d is not None:
@@ -147,6 +166,29 @@ def _scores(est, X, labels):
     if raw is None:
         return None, None
     return _align(raw, classes, labels), kind
+
+
+def _predict(est, X, labels, restrict: bool):
+    """Predicted labels, aligned scores, their kind and the predict time of one test fold.
+
+    The rows go to the model :data:`PREDICT_BATCH` at a time.
+    """
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    if isinstance(est, PrefitClassifier):
+        raw = _batched(est.predict_proba, X)  # one pass gives both labels and scores
+        pred_time = time.perf_counter() - t0
+        proba, kind = _align(raw, _model_labels(est), labels), "probability"
+        pred = (np.asarray(labels)[np.argmax(proba, axis=1)] if restrict
+                else est.classes_[np.argmax(raw, axis=1)])
+    else:
+        pred = _batched(est.predict, X).astype(str)
+        pred_time = time.perf_counter() - t0
+        proba, kind = _scores(est, X, labels)
+        if restrict and proba is not None:
+            pred = np.asarray(labels)[np.argmax(proba, axis=1)]
+    _CPU["predict"] += time.process_time() - c0
+    return pred, proba, kind, pred_time
 
 
 def _align(raw, classes, labels):
@@ -455,21 +497,7 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
             else:
                 est, fit_time = _fit(spec, None, X_tr, y_tr, head=head)
                 fit_time += per_img * n_train
-        t0 = time.perf_counter()
-        c0 = time.process_time()
-        if isinstance(est, PrefitClassifier):
-            raw = est.predict_proba(X_te)  # one pass gives both labels and scores
-            pred_time = time.perf_counter() - t0
-            proba, kind = _align(raw, _model_labels(est), labels), "probability"
-            pred = (np.asarray(labels)[np.argmax(proba, axis=1)] if restrict
-                    else est.classes_[np.argmax(raw, axis=1)])
-        else:
-            pred = np.asarray(est.predict(X_te)).astype(str)
-            pred_time = time.perf_counter() - t0
-            proba, kind = _scores(est, X_te, labels)
-            if restrict and proba is not None:
-                pred = np.asarray(labels)[np.argmax(proba, axis=1)]
-        _CPU["predict"] += time.process_time() - c0
+        pred, proba, kind, pred_time = _predict(est, X_te, labels, restrict)
         pred_time += per_img * len(te)
         score_kind = kind if score_kind in (None, kind) else "mixed"
         y_te = y_all[te]
