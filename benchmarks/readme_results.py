@@ -150,6 +150,33 @@ def _latency(results: Path) -> list[str]:
             + (f"; load average {load[0]:.1f} when measured" if load else "") + "."]
 
 
+GEN_SETS = (("fer2013", "FER-2013 PrivateTest"), ("ferplus", "FER+ test"),
+            ("ckplus48", "CK+48 all"), ("ckplus48-6", "CK+48 six classes"))
+
+
+def _generalisation(results: Path) -> list[str]:
+    """The cross-dataset matrix and the robustness summary of ``results/generalisation``."""
+    mat_file = results / "generalisation" / "matrix.json"
+    if not mat_file.is_file():
+        return []
+    mat = json.loads(mat_file.read_text())["matrix"]
+    rob_file = results / "generalisation" / "robustness.json"
+    rob = json.loads(rob_file.read_text())["robustness"] if rob_file.is_file() else {}
+    lines = ["", "Cross-dataset matrix (`results/generalisation/`, written by "
+             "`benchmarks/generalisation.py`): accuracy in % over every image of each test set "
+             "(an image of a class the model cannot output counts as an error); robustness = "
+             "mean accuracy over the 12 corruptions at severity 3 on FER+ test, and its share "
+             "of clean accuracy.", "",
+             "| model (trained on) | " + " | ".join(t for _, t in GEN_SETS)
+             + " | robustness, FER+ sev. 3 |", "|---|" + "---:|" * (len(GEN_SETS) + 1)]
+    for name, row in mat.items():
+        r = rob.get(name, {}).get("ferplus")
+        cells = [_pct(row[k]["accuracy"]) if k in row else "" for k, _ in GEN_SETS]
+        cells.append(f"{_pct(r['mean_s3'])} ({_pct(r['relative_s3'])} % of clean)" if r else "")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def render(results: Path) -> str:
     """The Markdown of the results block.
 
@@ -165,7 +192,8 @@ def render(results: Path) -> str:
     """
     groups = group_runs(results)
     lines = HEADER + [row(g, results) for g in groups]
-    return "\n".join(lines + _per_seed(groups) + _latency(results)) + "\n"
+    return "\n".join(lines + _per_seed(groups) + _generalisation(results)
+                     + _latency(results)) + "\n"
 
 
 def main(argv=None):
