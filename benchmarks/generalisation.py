@@ -16,7 +16,9 @@ FER+ columns use PublicTest / FER+ val instead (selection) and CK+48 is left out
 ``--robustness`` adds the suite of :mod:`classicfer.evaluation.corruptions` (every family x
 severity 1-5, seeded) on FER+ and CK+48 (FER+ only with ``--split val``).
 
-Writes to ``--out``: ``matrix.json``/``.md``/``.png`` and ``robustness.json``/``.md``,
+Writes to ``--out``: ``matrix.json``/``.md``/``.png``, ``models.json``/``.md`` (parameters, ONNX
+size, single-thread latency, training epochs and CPU time beside the accuracy columns) and
+``robustness.json``/``.md``,
 ``robustness_severity.png``, ``corruption_examples.png``, each JSON with the command,
 versions, git commit and seed.
 
@@ -67,7 +69,7 @@ def score(model, images, labels) -> dict:
         sorted(set(labels) - set(model.labels))
     m = classification_metrics(labels, pred, classes)
     return {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-            "balanced_accuracy": m["balanced_accuracy"], "n": int(len(labels)),
+            "balanced_accuracy": m["balanced_accuracy"], "n": len(labels),
             "n_unscorable": int(np.sum(~np.isin(labels, model.labels))),
             "recall": {c: v["recall"] for c, v in m["per_class"].items()}}
 
@@ -81,6 +83,53 @@ def robustness(model, images, labels, seed: int) -> dict:
     mean = [float(np.mean([table[n][s - 1] for n in CORRUPTIONS])) for s in SEVERITIES]
     return {"clean": clean, "accuracy": table, "mean_by_severity": mean,
             "mean_s3": mean[2], "relative_s3": mean[2] / clean if clean else None}
+
+
+def model_facts(model, images) -> dict:
+    """Parameters, ONNX size, single-thread latency per face and training cost of ``model``."""
+    import time
+
+    sidecar = model.sidecar
+    training = sidecar.get("training") or {}
+    onnx = model.path / (sidecar.get("onnx") or {}).get("file", "model.onnx")
+    face = images[:1]
+    for _ in range(30):
+        model.predict_proba(face)
+    times = []
+    for _ in range(300):
+        t0 = time.perf_counter()
+        model.predict_proba(face)
+        times.append(time.perf_counter() - t0)
+    history = training.get("history") or []
+    return {"kind": model.kind, "labels": len(model.labels),
+            "arch": (training.get("architecture") or {}).get("arch"),
+            "input": list(model.input_size), "parameters": training.get("parameters"),
+            "onnx_mb": onnx.stat().st_size / 1e6, "test_time": sidecar.get("test_time"),
+            "latency_ms_p50": 1000 * float(np.median(times)),
+            "epochs": len(history) or training.get("epochs"),
+            "train_cpu_s": (sum(h.get("cpu_s", 0) for h in history) if history
+                            else training.get("cpu_s"))}
+
+
+def facts_markdown(facts: dict, mat: dict, rob: dict) -> str:
+    lines = ["# Models compared", "",
+             ("Latency: onnxruntime, one thread, one face (batch 1), median of 300 runs on this "
+             "machine while measured; training CPU: the epochs of this model's own run (not of "
+             "the checkpoint it started from)."), "",
+             ("| model | params | ONNX MB | ms/face | FER-2013 | FER+ | CK+48 (6) "
+             "| robustness s3 | epochs | train CPU s |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, f in facts.items():
+        row = mat.get(name, {})
+        r = rob.get(name, {}).get("ferplus")
+        cells = [f"{f['parameters']:,}" if f["parameters"] else "", f"{f['onnx_mb']:.2f}",
+                 f"{f['latency_ms_p50']:.2f}"]
+        cells += [_pct(row[k]["accuracy"]) if k in row else "" for k in
+                  ("fer2013", "ferplus", "ckplus48-6")]
+        cells += [_pct(r["mean_s3"]) if r else "", str(f["epochs"] or ""),
+                  f"{f['train_cpu_s']:.0f}" if f["train_cpu_s"] else ""]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def provenance(seed) -> dict:
@@ -97,8 +146,8 @@ def _pct(x):
 def matrix_markdown(mat: dict, split: str) -> str:
     sets = [s for s in SETS if any(s in v for v in mat.values())]
     lines = [f"# Cross-dataset matrix ({split} splits)", "",
-             "Accuracy in % over every image of the test set; an image of a class the model "
-             "cannot output counts as an error (n_unscorable of n).", "",
+             ("Accuracy in % over every image of the test set; an image of a class the model "
+             "cannot output counts as an error (n_unscorable of n)."), "",
              "| model | " + " | ".join(TITLES[s] for s in sets) + " |",
              "|---|" + "---:|" * len(sets)]
     for name, row in mat.items():
@@ -119,13 +168,13 @@ def robustness_markdown(rob: dict) -> str:
     from classicfer.evaluation.corruptions import CORRUPTIONS
 
     lines = ["# Robustness suite", "",
-             "Accuracy in % per corruption x severity (1-5), seeded; the mean over all "
-             "corruptions at each severity and, at severity 3, relative to clean.", ""]
+             ("Accuracy in % per corruption x severity (1-5), seeded; the mean over all "
+             "corruptions at each severity and, at severity 3, relative to clean."), ""]
     for name, per in rob.items():
         for ds, r in per.items():
             lines += [f"## {name} on {TITLES.get(ds, ds)}", "",
-                      f"clean {_pct(r['clean'])} %, mean at severity 3 {_pct(r['mean_s3'])} % "
-                      f"= {_pct(r['relative_s3'])} % of clean", "",
+                      (f"clean {_pct(r['clean'])} %, mean at severity 3 {_pct(r['mean_s3'])} % "
+                      f"= {_pct(r['relative_s3'])} % of clean"), "",
                       "| corruption | 1 | 2 | 3 | 4 | 5 |", "|---|---:|---:|---:|---:|---:|"]
             for c in CORRUPTIONS:
                 lines.append(f"| {c} | " + " | ".join(_pct(a) for a in r["accuracy"][c]) + " |")
@@ -171,9 +220,9 @@ def plot_severity(rob: dict, path: Path) -> None:
     for ax, (m, d) in zip(axes[0], cells):
         r = rob[m][d]
         for c in CORRUPTIONS:
-            ax.plot(range(0, 6), [100 * r["clean"]] + [100 * a for a in r["accuracy"][c]],
+            ax.plot(range(6), [100 * r["clean"]] + [100 * a for a in r["accuracy"][c]],
                     marker=".", lw=1, label=c)
-        ax.plot(range(0, 6), [100 * r["clean"]] + [100 * a for a in r["mean_by_severity"]],
+        ax.plot(range(6), [100 * r["clean"]] + [100 * a for a in r["mean_by_severity"]],
                 color="black", lw=3, label="mean")
         ax.set(title=f"{m} on {d}", xlabel="severity (0 = clean)", ylabel="accuracy %",
                ylim=(0, 100))
@@ -237,8 +286,15 @@ def main(argv=None):
                                                 indent=2) + "\n")
     (out / "matrix.md").write_text(matrix_markdown(mat, args.split))
     plot_matrix(mat, out / "matrix.png")
-    if not args.robustness:
-        return
+    facts = {n: model_facts(m, sets["ferplus"][0]) for n, m in models.items()}
+    rob = {}
+    if args.robustness:
+        rob = run_robustness(models, sets, args, meta, out)
+    (out / "models.json").write_text(json.dumps({**meta, "models": facts}, indent=2) + "\n")
+    (out / "models.md").write_text(facts_markdown(facts, mat, rob))
+
+
+def run_robustness(models, sets, args, meta, out) -> dict:
     rob_sets = ["ferplus"] + (["ckplus48-6"] if "ckplus48-6" in sets else [])
     rob = {n: {d: robustness(m, *sets[d], args.seed) for d in rob_sets}
            for n, m in models.items()}
@@ -250,6 +306,7 @@ def main(argv=None):
     (out / "robustness.md").write_text(robustness_markdown(rob))
     plot_severity(rob, out / "robustness_severity.png")
     plot_examples(sets["ferplus"][0][7:8], out / "corruption_examples.png", args.seed)
+    return rob
 
 
 if __name__ == "__main__":
