@@ -162,11 +162,11 @@ def _generalisation(results: Path) -> list[str]:
     mat = json.loads(mat_file.read_text())["matrix"]
     rob_file = results / "generalisation" / "robustness.json"
     rob = json.loads(rob_file.read_text())["robustness"] if rob_file.is_file() else {}
-    lines = ["", "Cross-dataset matrix (`results/generalisation/`, written by "
+    lines = ["", ("Cross-dataset matrix (`results/generalisation/`, written by "
              "`benchmarks/generalisation.py`): accuracy in % over every image of each test set "
              "(an image of a class the model cannot output counts as an error); robustness = "
              "mean accuracy over the 12 corruptions at severity 3 on FER+ test, and its share "
-             "of clean accuracy.", "",
+             "of clean accuracy."), "",
              "| model (trained on) | " + " | ".join(t for _, t in GEN_SETS)
              + " | robustness, FER+ sev. 3 |", "|---|" + "---:|" * (len(GEN_SETS) + 1)]
     for name, row in mat.items():

@@ -27,6 +27,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -144,7 +145,7 @@ def export(args):
     from classicfer.datasets import load_dataset
 
     model, ck = load_checkpoint(f"{args.ckpt}/best.pt")
-    summary = json.load(open(f"{args.ckpt}/summary.json"))
+    summary = json.loads(Path(args.ckpt, "summary.json").read_text())
     ds = load_dataset(args.ferplus, "ferplus").split("val")
     training = {"dataset": "ferplus", "targets": "votes mixed with FER-2013 labels",
                 "recipe": summary["command"], "best_epoch": summary["best_epoch"],

@@ -122,8 +122,8 @@ def _finish(images, votes, splits, paths, skipped, root, fmt, sha=None) -> Datas
     major = majority_vote(votes)
     keep = major >= 0
     for p, sp in zip(np.asarray(paths)[~keep], np.asarray(splits)[~keep]):
-        skipped.append((str(p), f"{p}: no majority emotion among the annotators' votes "
-                                f"({sp or 'no split'})"))
+        skipped.append((str(p), (f"{p}: no majority emotion among the annotators' votes "
+                                f"({sp or 'no split'})")))
     labels = np.array(VOTE_EMOTIONS, dtype="<U8")[major[keep]]
     return Dataset(images=images[keep], labels=labels, subjects=None,
                    splits=np.asarray(splits, dtype="<U5")[keep],

@@ -90,7 +90,7 @@ def _one(img, name, level, rng):
     if name == "gaussian_blur":
         return cv2.GaussianBlur(f, (0, 0), level * s, borderType=cv2.BORDER_REPLICATE)
     if name == "motion_blur":
-        k = int(round(level * s)) | 1
+        k = round(level * s) | 1
         ker = np.zeros((k, k), np.float32)
         ker[k // 2, :] = 1
         rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1.0)
@@ -99,7 +99,7 @@ def _one(img, name, level, rng):
     if name == "gaussian_noise":
         return f + rng.normal(0, level * 255, f.shape)
     if name == "jpeg":
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(level)])
+        _ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(level)])
         return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE).astype(np.float32)
     if name == "underexposure":
         g = 1.0 + 0.5 * (1 - level) / 0.8
@@ -115,15 +115,15 @@ def _one(img, name, level, rng):
         return _affine(img, 0, 1 + rng.uniform(-sc, sc), rng.uniform(-sh, sh),
                        rng.uniform(-sh, sh)).astype(np.float32)
     if name == "sunglasses":
-        band = max(1, int(round(level * h)))
-        top = int(round(0.42 * h - band / 2))   # centred on the eye line of the crop
+        band = max(1, round(level * h))
+        top = round(0.42 * h - band / 2)   # centred on the eye line of the crop
         f[top:top + band] = 25
         return f
     if name == "mask":
-        f[int(round(level * h)):] = 205
+        f[round(level * h):] = 205
         return f
     if name == "low_resolution":
-        small = cv2.resize(img, (max(1, int(round(level * s))),) * 2, interpolation=cv2.INTER_AREA)
+        small = cv2.resize(img, (max(1, round(level * s)),) * 2, interpolation=cv2.INTER_AREA)
         return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
     raise ConfigError(f"unknown corruption {name!r}")
 
