@@ -6,10 +6,10 @@ import io
 import json
 import os
 import platform
-import subprocess
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from classicfer.provenance import git_commit, versions
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "classicfer" / "data" / "astronaut.jpg"
 
@@ -34,31 +34,9 @@ def make_frame() -> bytes:
     return buf.getvalue()
 
 
-def versions() -> dict:
-    """Installed versions of classicfer and the packages its figures depend on.
-
-    Returns
-    -------
-    dict
-        Package name -> version string, for the packages that are installed.
-    """
-    out = {}
-    for pkg in ("classicfer", "numpy", "scikit-learn", "scikit-image", "xgboost", "dlib-bin",
-                "skl2onnx", "onnxruntime", "joblib", "opencv-contrib-python-headless"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def git_commit():
-    """The checked-out commit, or None outside a git checkout."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              timeout=5, check=False).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+#: Packages whose versions a benchmark's record lists (those installed).
+PACKAGES = ("classicfer", "numpy", "scikit-learn", "scikit-image", "xgboost", "dlib-bin",
+            "skl2onnx", "onnxruntime", "joblib", "opencv-contrib-python-headless")
 
 
 def run_record(**kw) -> dict:
@@ -76,7 +54,7 @@ def run_record(**kw) -> dict:
         and the load average at the end.
     """
     return {"command": " ".join([sys.executable.split("/")[-1]] + sys.argv), **kw,
-            "versions": versions(), "git_commit": git_commit(),
+            "versions": versions(PACKAGES), "git_commit": git_commit()["commit"],
             "python": platform.python_version(), "cpu_count": os.cpu_count(),
             "load_average_at_end": os.getloadavg()}
 

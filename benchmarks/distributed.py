@@ -45,6 +45,7 @@ from classicfer.distributed import (
     load_shards,
     stream_manifest,
 )
+from classicfer.provenance import versions
 
 
 def manifest(args, limit):
@@ -78,11 +79,9 @@ def memory_child(args):
                       "seconds": round(secs, 1)}))
 
 
-def versions():
-    from importlib.metadata import version
-
-    return {p: version(p) for p in ("classicfer", "numpy", "scikit-image", "scikit-learn",
-                                    "joblib", "dask", "distributed")}
+#: packages the distributed figures depend on (their versions go in the record)
+PACKAGES = ("classicfer", "numpy", "scikit-image", "scikit-learn", "joblib", "dask",
+            "distributed")
 
 
 def same(a, b):
@@ -117,7 +116,7 @@ def main():
     import distributed
 
     res = {"command": " ".join([Path(sys.executable).name] + sys.argv),
-           "seed": args.seed, "versions": versions(), "python": platform.python_version(),
+           "seed": args.seed, "versions": versions(PACKAGES), "python": platform.python_version(),
            "cpus": os.cpu_count(), "load_before": os.getloadavg()}
     man = manifest(args, args.limit)
     res.update(n_images=len(man), features=args.features, chunk_size=args.chunk_size,

@@ -133,7 +133,7 @@ def facts_markdown(facts: dict, mat: dict, rob: dict) -> str:
 
 
 def provenance(seed) -> dict:
-    from classicfer.evaluation._report import git_commit, versions
+    from classicfer.provenance import git_commit, versions
 
     return {"command": ["python", *sys.argv], "versions": versions(), "git": git_commit(),
             "seed": seed}

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -41,6 +40,8 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import make_frame  # the same frame in both benchmarks
+
+from classicfer.provenance import git_commit, versions
 
 STAGES = ("decode", "detect", "landmarks", "features", "classify", "total")
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -249,25 +250,9 @@ def bench_fer(python: str, wheel: str, frame_path: Path, runs: int, warmup: int)
 
 
 # -------------------------------------------------------------------------- report
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in ("classicfer", "numpy", "opencv-contrib-python-headless", "onnxruntime",
-                "dlib-bin", "pillow"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=ROOT, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+#: packages the kiosk figures depend on (their versions go in the record)
+PACKAGES = ("classicfer", "numpy", "opencv-contrib-python-headless", "onnxruntime", "dlib-bin",
+            "pillow")
 
 
 def render(res: dict) -> str:
@@ -419,8 +404,8 @@ def main(argv=None):
     cold = bench_cold(frame_path, a.cold_repeats, kw)
     res = {"command": "python " + " ".join([sys.argv[0].replace(str(ROOT) + "/", ""),
                                              *(argv if argv is not None else sys.argv[1:])]),
-           "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "git_commit": git_commit(),
-           "versions": versions(), "warmup": a.warmup, "cold": cold}
+           "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "git_commit": git_commit()["commit"],
+           "versions": versions(PACKAGES), "warmup": a.warmup, "cold": cold}
     res["classicfer"] = bench_classicfer(frame, a.runs, a.warmup, **kw)
     res["tracked"] = bench_tracked(frame, a.runs, **kw)
     if a.variants:

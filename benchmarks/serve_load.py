@@ -45,6 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import make_frame  # the same frame in both benchmarks
 
+from classicfer.provenance import git_commit, versions
+
 RESULTS = ROOT / "results"
 TARGET_RPS = 50.0
 
@@ -177,26 +179,9 @@ def percentile(xs, q):
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
 
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for d in ("classicfer", "numpy", "onnxruntime", "opencv-contrib-python-headless", "pillow",
-              "starlette", "uvicorn", "python-multipart"):
-        try:
-            out[d] = version(d)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
-                              capture_output=True, text=True, timeout=10,
-                              check=False).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+#: packages the serve figures depend on (their versions go in the record)
+PACKAGES = ("classicfer", "numpy", "onnxruntime", "opencv-contrib-python-headless", "pillow",
+            "starlette", "uvicorn", "python-multipart")
 
 
 def cpu_model() -> str:
@@ -215,7 +200,7 @@ def run(args, serve_args) -> dict:
     port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="serve_load_"))
     if args.test_model:
-        from classicfer.runtime._testing import make_linear_model
+        from classicfer.export._testing import make_linear_model
 
         serve_args = ["--model", str(make_linear_model(tmp / "linear-test")), *serve_args]
     cmd = [sys.executable, "-m", "classicfer.cli", "serve", "--host", "127.0.0.1",
@@ -297,7 +282,7 @@ def run(args, serve_args) -> dict:
         "busiest_processes_before": busy_before,
         "machine": {"cpus": os.cpu_count(), "cpu": cpu_model(),
                     "platform": platform.platform()},
-        "versions": versions(), "git_commit": git_commit(),
+        "versions": versions(PACKAGES), "git_commit": git_commit()["commit"],
     }
 
 

@@ -18,9 +18,9 @@ _FACADE = {
     "load_dataset": ("datasets", "load_dataset"),
     "inspect_dataset": ("datasets", "inspect_dataset"),
     "detect_faces": ("face", "detect_faces"),
-    "make_pipeline": ("models", "make_pipeline"),
+    "make_pipeline": ("pipeline", "make_pipeline"),
     "evaluate": ("evaluation", "evaluate"),
-    "export": ("runtime._export", "export"),
+    "export": ("export", "export"),
     "corrupt": ("evaluation.corruptions", "corrupt"),
 }
 

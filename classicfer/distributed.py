@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .config import is_image_file
 from .exceptions import ConfigError, DataError
 from .runtime._format import sha256_file
 
@@ -44,8 +45,6 @@ DASK_INSTALL = 'pip install "classicfer[dask]"  (or: pip install "dask[distribut
 SHARD_VERSION = 1
 #: seconds to wait for a --scheduler address before giving up
 CONNECT_TIMEOUT = 10.0
-#: image suffixes listed by the streaming scanner
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".pgm")
 
 
 # ---------------------------------------------------------------------------
@@ -258,7 +257,7 @@ def _scan_folder(root: str) -> StreamManifest:
             cdir = os.path.join(pdir, cls)
             label = folder_label(cdir, cls)
             for fn in list_files(cdir):
-                if not fn.lower().endswith(IMAGE_SUFFIXES):
+                if not is_image_file(fn):
                     continue
                 paths.append(f"{part}/{cls}/{fn}" if part else f"{cls}/{fn}")
                 labels.append(label)
@@ -414,20 +413,19 @@ def verify_shard(out_dir, i: int, work_id: str | None = None) -> dict | None:
     return rec
 
 
-def _extract_one(root, paths, sha256, labels, spec, params_json, out_dir, i, start, work_id,
-                 size):
+def _extract_one(root, paths, sha256, labels, config_json, out_dir, i, start, work_id, size):
     """Compute and atomically write one shard (runs on a worker). Returns its record."""
     import time
 
     rec = verify_shard(out_dir, i, work_id)
     if rec is not None:
         return {**rec, "reused": True}
-    from .features import make_features
+    from .features import features_from_config
 
     t0 = time.perf_counter()
     images = read_chunk(root, paths, sha256, size)
     feats = np.ascontiguousarray(
-        make_features(spec, json.loads(params_json)).transform(images), np.float32)
+        features_from_config(json.loads(config_json)).transform(images), np.float32)
     base = os.path.join(out_dir, shard_name(i))
     _atomic_write(base + ".npy", lambda fh: np.save(fh, feats))
     rec = {"shard_version": SHARD_VERSION, "work_id": work_id, "index": i, "start": start,
@@ -466,19 +464,21 @@ def extract_features_sharded(source, features_spec: str, params: dict | None, ou
     dict
         ``n_images``, ``n_shards``, ``computed``, ``reused``, ``work_id``, ``out_dir``.
     """
-    from .features import feature_params, make_features
+    from .features import feature_config, make_features
 
     man = stream_manifest(source)
     if not len(man):
         raise DataError("the manifest lists no images")
-    est = make_features(features_spec, params)  # validates the spec and parameters
-    spec = "+".join(feature_params(est))
-    params_json = json.dumps(feature_params(est), sort_keys=True)
+    config = feature_config(make_features(features_spec, params))  # validates them
+    spec = config["spec"]
+    config_json = json.dumps(config, sort_keys=True)
     bounds = chunk_bounds(len(man), chunk_size)
-    plan = {"shard_version": SHARD_VERSION, "features": spec, "params": json.loads(params_json),
+    plan = {"shard_version": SHARD_VERSION, "features": spec, "params": config["params"],
             "manifest_digest": man.digest(), "n_images": len(man), "chunk_size": int(chunk_size),
             "n_shards": len(bounds), "size": list(size) if size else None, "root": man.root,
             "name": man.name}
+    if "align" in config:  # the alignment step: other features, other work
+        plan["align"] = config["align"]
     work_id = hashlib.sha256(json.dumps({k: v for k, v in plan.items() if k != "root"},
                                         sort_keys=True).encode()).hexdigest()
     plan["work_id"] = work_id
@@ -505,7 +505,7 @@ def extract_features_sharded(source, features_spec: str, params: dict | None, ou
 
     def args(i, a, b):
         sha = None if man.sha256 is None else man.sha256[a:b]
-        return (man.root, man.paths[a:b], sha, man.labels[a:b], spec, params_json, out_dir, i,
+        return (man.root, man.paths[a:b], sha, man.labels[a:b], config_json, out_dir, i,
                 a, work_id, size)
 
     todo = [(i, a, b) for i, (a, b) in enumerate(bounds) if verify_shard(out_dir, i, work_id)

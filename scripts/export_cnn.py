@@ -40,10 +40,10 @@ def main(argv=None):
     import torch
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 
-    from classicfer.cnn_head.export import export_model, latency_ms, parity_check
     from classicfer.cnn_head.model import count_flops, count_params
     from classicfer.cnn_head.train import load_checkpoint, predict_logits, set_threads, to_tensor
     from classicfer.datasets import load_dataset
+    from classicfer.export import cnn_parity, export_model, latency_ms
 
     set_threads(args.threads)
     cmd = "python scripts/export_cnn.py " + " ".join(argv if argv is not None
@@ -96,10 +96,10 @@ def main(argv=None):
     out = export_model(model, args.out, classes=classes, mean=ck["mean"], std=ck["std"],
                        name="fer2013-cnn", training=training, metrics=sidecar_metrics,
                        tta_flip=args.tta_flip)
-    from classicfer.cnn_head.export import FlipAverage
+    from classicfer.export import FlipAverage
 
     shipped_model = FlipAverage(model).eval() if args.tta_flip else model
-    parity = parity_check(shipped_model, out, ds.images[te])
+    parity = cnn_parity(shipped_model, out, ds.images[te])["max_abs_diff"]
     lat = latency_ms(out)
     size = (out / "model.onnx").stat().st_size
     rep = {"command": cmd, "checkpoint": str(args.ckpt), "epoch": ck.get("epoch"),

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -34,28 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
+from classicfer.provenance import git_commit, versions
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _versions():
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for p in ("classicfer", "numpy", "scipy", "onnxruntime", "scikit-learn",
-              "opencv-contrib-python-headless"):
-        try:
-            out[p] = version(p)
-        except PackageNotFoundError:
-            out[p] = None
-    return out
-
-
-def _git():
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
+#: packages the card's figures depend on (their versions go in run.json)
+PACKAGES = ("classicfer", "numpy", "scipy", "onnxruntime", "scikit-learn",
+            "opencv-contrib-python-headless")
 
 
 def main(argv=None):
@@ -70,7 +55,6 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
-    from classicfer.cards import write_model_card
     from classicfer.datasets import load_dataset
     from classicfer.evaluation.calibration import (
         _model_scores,
@@ -79,6 +63,7 @@ def main(argv=None):
         calibration_summary,
         reliability_diagram,
     )
+    from classicfer.export.cards import write_model_card
     from classicfer.runtime._format import read_sidecar
 
     t0 = time.time()
@@ -140,8 +125,8 @@ def main(argv=None):
         "harness_commands": commands,
         "seed": args.seed,
         "model": {"path": str(model), "name": name, "sha256": meta["onnx"]["sha256"]},
-        "git_commit": _git(),
-        "versions": _versions(),
+        "git_commit": git_commit()["commit"],
+        "versions": versions(PACKAGES),
         "seconds": round(time.time() - t0, 1),
     }, indent=2) + "\n")
 

@@ -140,9 +140,9 @@ def main(argv=None):
 
 def export(args):
     """Write the deployment folder of ``ckpt/best.pt`` and check ONNX parity on FER+ val."""
-    from classicfer.cnn_head.export import FlipAverage, export_model, latency_ms, parity_check
     from classicfer.cnn_head.train import load_checkpoint
     from classicfer.datasets import load_dataset
+    from classicfer.export import FlipAverage, cnn_parity, export_model, latency_ms
 
     model, ck = load_checkpoint(f"{args.ckpt}/best.pt")
     summary = json.loads(Path(args.ckpt, "summary.json").read_text())
@@ -154,7 +154,7 @@ def export(args):
     out = export_model(model, args.export, classes=ck["classes"], mean=ck["mean"],
                        std=ck["std"], name=args.name, training=training,
                        metrics={"ferplus_val_accuracy": summary["val_acc"]}, tta_flip=True)
-    diff = parity_check(FlipAverage(model), out, ds.images[:256])
+    diff = cnn_parity(FlipAverage(model), out, ds.images[:256])["max_abs_diff"]
     print(json.dumps({"model": str(out), "parity_max_abs_diff": diff,
                       "latency": latency_ms(out)}))
 

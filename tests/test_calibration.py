@@ -131,8 +131,8 @@ def _fake_dataset(n=300, seed=0):
 
 
 def test_calibrate_model_dir_writes_only_temperature(tmp_path):
+    from classicfer.export._testing import make_linear_model
     from classicfer.runtime import read_sidecar
-    from classicfer.runtime._testing import make_linear_model
 
     d = make_linear_model(tmp_path / "m")
     before, _ = read_sidecar(d)
@@ -215,8 +215,8 @@ def test_select_temperature_needs_two_parts():
 @pytest.mark.parametrize("kind", ["kept", "not kept"])
 def test_calibrate_model_dir_stores_the_outcome(tmp_path, monkeypatch, kind):
     import classicfer.evaluation.calibration as cal
+    from classicfer.export._testing import make_linear_model
     from classicfer.runtime import read_sidecar
-    from classicfer.runtime._testing import make_linear_model
 
     scores, y = _overconfident(n=600, k=7, true_t=3.0) if kind == "kept" else \
         _top1_calibrated(n_per_level=40, k=7)
@@ -235,7 +235,7 @@ def test_calibrate_model_dir_stores_the_outcome(tmp_path, monkeypatch, kind):
 
 
 def test_calibrate_model_dir_refuses_test_split_and_missing_split(tmp_path):
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     d = make_linear_model(tmp_path / "m")
     with pytest.raises(ConfigError, match="leak"):

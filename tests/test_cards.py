@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from classicfer.cards import CARD_FILE, SECTIONS, find_evaluations, write_model_card
 from classicfer.cli import cli
 from classicfer.evaluation.calibration import calibration_summary
 from classicfer.evaluation.fairness import group_metrics
-from classicfer.runtime._testing import make_linear_model
+from classicfer.export._testing import make_linear_model
+from classicfer.export.cards import CARD_FILE, SECTIONS, find_evaluations, write_model_card
 
 LABELS = ["angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"]
 
@@ -377,3 +377,41 @@ def test_card_never_shows_an_absolute_data_path(tmp_path, tiny_ckplus48, monkeyp
     assert '["best.pt", "runs/t2.pt"]' in text
     assert "train --data fer2013 --out out" in text
     assert "someone" not in text and str(tmp_path) not in text
+
+
+def test_a_new_model_folder_gets_a_card_without_reports_whatever_the_current_folder(
+        tmp_path, monkeypatch):
+    """Reports are never picked up from ./results or a results/ folder above the model."""
+    name = "fer-test"
+    monkeypatch.chdir(tmp_path)
+    probe = make_linear_model(tmp_path / "probe", name=name)  # only to get a matching sha256
+    _report(tmp_path, json.loads((probe / "model.json").read_text()))
+    d = make_linear_model(tmp_path / "models" / name, name=name)
+    for text in ((d / CARD_FILE).read_text(), write_model_card(d).read_text()):
+        assert "No evaluation-harness report was found" in text
+        assert "| fer2013 | official |" not in text
+    assert find_evaluations(d, results_dirs=[]) == []
+
+
+def test_cli_card_reads_the_reports_it_is_given(tmp_path, monkeypatch):
+    d, meta = _model(tmp_path)
+    meta = json.loads((d / "model.json").read_text())
+    _report(tmp_path, meta)  # tmp_path/results/fer2013/official/fer-test
+    other, _, _ = _report(tmp_path / "elsewhere", meta, dataset="ckplus48",
+                          protocol="subject-kfold", groups=False)
+    monkeypatch.chdir(tmp_path)
+    # default: the reports of this model under ./results
+    r = CliRunner().invoke(cli, ["card", str(d), "--stdout"])
+    assert r.exit_code == 0, r.output
+    assert "| fer2013 | official | 400 |" in r.output and "ckplus48" not in r.output
+    # --report: that folder only (./results is not read)
+    r = CliRunner().invoke(cli, ["card", str(d), "--stdout", "--report", str(other)])
+    assert r.exit_code == 0, r.output
+    assert "| ckplus48 | subject-kfold | 400 |" in r.output and "| fer2013 |" not in r.output
+    # both, explicitly
+    r = CliRunner().invoke(cli, ["card", str(d), "--report", str(other), "--results", "results"])
+    assert r.exit_code == 0, r.output
+    text = (d / CARD_FILE).read_text()
+    assert "| ckplus48 | subject-kfold |" in text and "| fer2013 | official |" in text
+    r = CliRunner().invoke(cli, ["card", str(d), "--report", str(tmp_path / "models")])
+    assert r.exit_code == 1 and "no metrics.json" in r.output and "Traceback" not in r.output

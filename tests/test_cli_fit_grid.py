@@ -27,7 +27,18 @@ def test_fit_saves_a_model(runner, tiny_fer_folder, tmp_path):
     meta, _ = read_sidecar(out)
     assert meta["features"]["spec"] == "hog"
     assert meta["training"]["n_train"] == 2 * 28  # Training images + their flips
-    assert meta["metrics"]["split"] == "val" and 0 <= meta["metrics"]["accuracy"] <= 1
+    assert meta["metrics"]["split"] == "val" and meta["metrics"]["n"] == 14  # PublicTest
+    # the reported accuracy is the saved model's, recomputed on the PublicTest images
+    import numpy as np
+
+    from classicfer.datasets import load_dataset
+    from classicfer.runtime import load_model
+
+    val = load_dataset(tiny_fer_folder).split("val")
+    model = load_model(out)
+    pred = np.asarray(model.labels)[model.predict_proba(val.images).argmax(1)]
+    assert meta["metrics"]["accuracy"] == pytest.approx(np.mean(pred == val.labels))
+    assert meta["metrics"]["accuracy"] > 3 / 7  # the classes are learnable: chance is 1/7
     assert len(meta["labels"]) == 7
     # a second fit with other classifier parameters reuses the cached features
     r = runner.invoke(cli, ["fit", "--data", str(tiny_fer_folder), "--features", "hog",
@@ -37,24 +48,36 @@ def test_fit_saves_a_model(runner, tiny_fer_folder, tmp_path):
     assert "features from cache" in r.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--features", "hgo", "--classifier", "logreg"],
-     "unknown feature 'hgo'; choose from hog, lbp, landmarks, embedding"),
-    (["--features", "hog", "--classifier", "svn"],
+def _assert_refused(r, code, message):
+    """Exit 2 is click's usage error (usage line + message), exit 1 a ClassicferError the CLI
+    reports as one ``Error:`` line."""
+    assert isinstance(r.exception, SystemExit), repr(r.exception)
+    assert r.exit_code == code, r.output
+    assert message in r.output
+    if code == 2:
+        assert r.output.startswith("Usage: ")
+    else:
+        assert r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1
+    assert "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("args,code,message", [
+    (["--features", "hgo", "--classifier", "logreg"], 2,
+     ("Error: Invalid value for --features: unknown feature 'hgo'; choose from hog, lbp, "
+      "landmarks, embedding")),
+    (["--features", "hog", "--classifier", "svn"], 1,
      "Error: unknown classifier 'svn'; choose from linear-svm, svm, xgboost, logreg, knn"),
-    (["--features", "hog", "--classifier", "logreg", "--param", "C=abc"],
+    (["--features", "hog", "--classifier", "logreg", "--param", "C=abc"], 1,
      "Error: parameter 'classifier__C'='abc' is invalid"),
-    (["--features", "hog", "--classifier", "logreg", "--param", "Cee=1"],
+    (["--features", "hog", "--classifier", "logreg", "--param", "Cee=1"], 1,
      "Error: unknown parameter 'Cee'"),
-    (["--features", "hog", "--classifier", "logreg", "--param", "C"],
-     "expected KEY=VALUE"),
+    (["--features", "hog", "--classifier", "logreg", "--param", "C"], 2,
+     "Error: Invalid value for --param: expected KEY=VALUE, got 'C'"),
 ])
-def test_fit_bad_input(runner, tiny_fer_folder, tmp_path, args, message):
+def test_fit_bad_input(runner, tiny_fer_folder, tmp_path, args, code, message):
     r = runner.invoke(cli, ["fit", "--data", str(tiny_fer_folder), "--out",
                             str(tmp_path / "m"), *args])
-    assert r.exit_code != 0
-    assert message in r.output
-    assert "Traceback" not in r.output
+    _assert_refused(r, code, message)
 
 
 def test_fit_refuses_one_class(runner, tmp_path):
@@ -73,6 +96,7 @@ def test_fit_refuses_one_class(runner, tmp_path):
     assert "Error: the training set has one class ('happy')" in r.output
 
 
+@pytest.mark.slow  # eight models x three folds: about 20 s
 def test_grid_writes_every_combination(runner, tiny_ckplus48, tmp_path):
     out = tmp_path / "res"
     r = runner.invoke(cli, ["grid", "--data", str(tiny_ckplus48), "--features", "hog,hog+lbp",
@@ -84,10 +108,20 @@ def test_grid_writes_every_combination(runner, tiny_ckplus48, tmp_path):
     # 2 feature specs x (logreg: 2 C values + knn: 2 n_neighbors values)
     assert len(rows) == 8
     assert {r["classifier"] for r in rows} == {"logreg", "knn"}
-    assert all(0 <= float(r["mean_test_accuracy"]) <= 1 for r in rows)
     assert sorted(int(r["rank_test_accuracy"]) for r in rows) == list(range(1, 9))
     folds = list(csv.DictReader((out / "folds.csv").open()))
     assert len(folds) == 8 * 3
+    # each mean is the mean of its three folds; rank 1 has the best mean; all beat chance (1/7)
+    key = ("features", "classifier", "params")
+    for row in rows:
+        accs = [float(f["test_accuracy"]) for f in folds
+                if [f[k] for k in key] == [row[k] for k in key]]
+        assert len(accs) == 3
+        assert float(row["mean_test_accuracy"]) == pytest.approx(sum(accs) / 3)
+    means = sorted((float(r["mean_test_accuracy"]) for r in rows), reverse=True)
+    best = next(r for r in rows if r["rank_test_accuracy"] == "1")
+    assert float(best["mean_test_accuracy"]) == means[0]
+    assert means[-1] > 0.5
     run = json.loads((out / "run.json").read_text())
     assert "StratifiedGroupKFold" in run["cv"] and run["seed"] == 0
     assert "scikit-learn" in run["versions"]
@@ -98,10 +132,10 @@ def test_grid_subject_folds_keep_subjects_apart(tiny_ckplus48):
     import numpy as np
 
     from classicfer.datasets import load_dataset
-    from classicfer.models import make_cv
+    from classicfer.evaluation import grid_cv
 
     ds = load_dataset(tiny_ckplus48)
-    folds, _ = make_cv("group:3", labels=ds.labels, groups=ds.subjects)
+    folds, _ = grid_cv("group:3", labels=ds.labels, groups=ds.subjects)
     for tr, te in folds:
         assert not set(ds.subjects[tr]) & set(ds.subjects[te])
     assert np.sort(np.concatenate([te for _, te in folds])).tolist() == list(range(len(ds)))
@@ -117,19 +151,20 @@ def test_grid_official_split_and_flip(runner, tiny_fer_folder, tmp_path):
     assert run["cv"].startswith("official") and run["flip"] is True
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--features", "hog,nope", "--classifier", "logreg"], "unknown feature 'nope'"),
-    (["--features", "hog", "--classifier", "logreg,boost"], "unknown classifier 'boost'"),
-    (["--features", "hog", "--classifier", "logreg", "--param", "gamma=1,2"],
+@pytest.mark.parametrize("args,code,message", [
+    (["--features", "hog,nope", "--classifier", "logreg"], 2,
+     "Error: Invalid value for --features: unknown feature 'nope'"),
+    (["--features", "hog", "--classifier", "logreg,boost"], 2,
+     "Error: Invalid value for --classifier: unknown classifier 'boost'"),
+    (["--features", "hog", "--classifier", "logreg", "--param", "gamma=1,2"], 1,
      "Error: unknown parameter 'gamma'"),
-    (["--features", "hog", "--classifier", "logreg", "--cv", "many"], "Error: --cv 'many'"),
+    (["--features", "hog", "--classifier", "logreg", "--cv", "many"], 1,
+     "Error: --cv 'many': expected auto, official, group, group:K or an integer"),
 ])
-def test_grid_bad_input(runner, tiny_ckplus48, tmp_path, args, message):
+def test_grid_bad_input(runner, tiny_ckplus48, tmp_path, args, code, message):
     r = runner.invoke(cli, ["grid", "--data", str(tiny_ckplus48), "--out", str(tmp_path / "r"),
                             "-q", *args])
-    assert r.exit_code != 0
-    assert message in r.output
-    assert "Traceback" not in r.output
+    _assert_refused(r, code, message)
 
 
 def test_help(runner):

@@ -19,7 +19,6 @@ from click.testing import CliRunner
 from classicfer.cli import cli
 from classicfer.cnn_head import ARCHITECTURES
 from classicfer.cnn_head import train as train_mod
-from classicfer.cnn_head.export import parity_check
 from classicfer.cnn_head.model import (
     ARCHS,
     FerNet,
@@ -32,6 +31,7 @@ from classicfer.cnn_head.model import (
 from classicfer.cnn_head.train import fit, load_checkpoint, train_on_dataset
 from classicfer.datasets import Dataset
 from classicfer.exceptions import ConfigError
+from classicfer.export import cnn_parity
 from classicfer.runtime._format import read_sidecar
 
 QUIET = {"threads": 1, "progress": False, "log": lambda m: None}
@@ -91,7 +91,7 @@ def test_each_family_trains_exports_and_fits_the_kiosk_budget(arch, side, tmp_pa
     assert onnx_path.stat().st_size <= 5_000_000  # float32 weights, <= ~1.2 M parameters
     model, ck = load_checkpoint(tmp_path / "checkpoints" / "best.pt")  # the right class again
     assert type(model) is ARCHS[arch] and count_params(model) <= 1_200_000
-    assert parity_check(model, tmp_path / "model", n=4) < 1e-4
+    assert cnn_parity(model, tmp_path / "model", n=4)["max_abs_diff"] < 1e-4
     assert ck["config"].get("arch", "vgg") == arch
 
 
@@ -181,7 +181,7 @@ def test_votes_without_votes_is_a_one_line_error(tiny_fer_folder, tmp_path):
 
 
 def test_cli_size_64_resizes_records_and_exports_at_64(tiny_fer_folder, tmp_path):
-    from classicfer.runtime._export import export
+    from classicfer.export import export
 
     out = tmp_path / "run"
     common = ["--data", str(tiny_fer_folder), "--out", str(out), "--arch", "resnet",

@@ -22,10 +22,10 @@ def test_package_import_does_not_import_torch():
 
 torch = pytest.importorskip("torch")
 
-from classicfer.cnn_head.export import export_model, onnx_session, parity_check
 from classicfer.cnn_head.model import FerNet, count_flops, count_params
 from classicfer.cnn_head.train import augment_batch, fit
 from classicfer.exceptions import ConfigError, DataError, ModelError
+from classicfer.export import cnn_parity, export_model, onnx_session
 from classicfer.runtime._format import read_sidecar
 
 TINY = {"widths": (4, 8), "attention": True, "dropout": 0.1}
@@ -81,7 +81,16 @@ def test_one_epoch_learns_and_writes_checkpoints(tmp_path):
               lr=1e-2, model_config=TINY, threads=1, progress=False, log=lambda m: None)
     assert len(res["history"]) == 1 and res["best_epoch"] == 1
     assert (tmp_path / "last.pt").is_file() and (tmp_path / "best.pt").is_file()
-    assert 0.0 <= res["best_val_acc"] <= 1.0
+    # the recorded validation scores are those of the network saved in best.pt
+    from classicfer.cnn_head.train import load_checkpoint, predict_logits, to_tensor
+
+    net, ck = load_checkpoint(tmp_path / "best.pt")
+    logits = predict_logits(net, to_tensor(x), ck["mean"], ck["std"])
+    rec = res["history"][0]
+    loss = float(torch.nn.functional.cross_entropy(logits, torch.as_tensor(y)))
+    assert loss == pytest.approx(rec["val_loss"], rel=1e-5)
+    acc = float((logits.argmax(1).numpy() == y).mean())
+    assert res["best_val_acc"] == pytest.approx(acc) == rec["val_acc"] == ck["val_acc"]
 
 
 def test_cnn_classifier_learns_and_runs_through_the_harness(tmp_path, tiny_ckplus48):
@@ -235,8 +244,8 @@ def _trained_tiny(tmp_path):
 
 def test_export_parity_dynamic_batch_and_sidecar(tmp_path):
     res, out, x = _trained_tiny(tmp_path)
-    assert parity_check(res["model"], out, x[:7]) <= 1e-4
-    assert parity_check(res["model"], out, n=1) <= 1e-4  # batch 1, random pixels
+    assert cnn_parity(res["model"], out, x[:7])["max_abs_diff"] <= 1e-4
+    assert cnn_parity(res["model"], out, n=1)["max_abs_diff"] <= 1e-4  # batch 1, random pixels
     meta, _path = read_sidecar(out)
     assert meta["kind"] == "cnn" and meta["labels"] == ["angry", "happy", "sad"]
     assert meta["input"]["size"] == [48, 48] and meta["input"]["color"] == "gray"
@@ -249,15 +258,15 @@ def test_export_parity_dynamic_batch_and_sidecar(tmp_path):
 
 
 def test_flip_average_export_is_mirror_invariant_and_matches_torch(tmp_path):
-    from classicfer.cnn_head.export import FlipAverage
+    from classicfer.export import FlipAverage
     from classicfer.runtime import load_model
 
     res, _, x = _trained_tiny(tmp_path)
     out = export_model(res["model"], tmp_path / "tta", classes=res["classes"],
                        mean=res["mean"], std=res["std"], name="tiny-tta", tta_flip=True)
     wrapped = FlipAverage(res["model"]).eval()
-    assert parity_check(wrapped, out, x[:5]) <= 1e-4
-    assert parity_check(wrapped, out, n=1) <= 1e-4
+    assert cnn_parity(wrapped, out, x[:5])["max_abs_diff"] <= 1e-4
+    assert cnn_parity(wrapped, out, n=1)["max_abs_diff"] <= 1e-4
     meta, _ = read_sidecar(out)
     assert meta["test_time"] == "flip-average"
     model = load_model(out)
@@ -294,10 +303,17 @@ def test_cli_train_cnn_one_epoch(tiny_fer_folder, tmp_path):
     assert "best epoch 1" in r.output
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["onnx_parity_max_abs_diff"] <= 1e-4
-    assert set(metrics["test_per_class_f1"]) == {"angry", "disgust", "fear", "happy", "neutral",
-                                                 "sad", "surprise"}
+    # the metric names of every result, scored on the test split (PrivateTest)
+    assert metrics["split"] == "test" and metrics["n"] == 14
+    assert set(metrics["per_class"]) == {"angry", "disgust", "fear", "happy", "neutral",
+                                         "sad", "surprise"}
     meta, _ = read_sidecar(out / "model")
     assert len(meta["labels"]) == 7 and meta["training"]["epochs"] == 1
+    assert meta["metrics"]["accuracy"] == metrics["accuracy"]
+    assert {"balanced_accuracy", "macro_f1"} <= set(meta["metrics"])
+    run = json.loads((out / "run.json").read_text())
+    assert len(run["dataset"]["manifest_sha256"]) == 64 and run["seed"] == 0
+    assert "scikit-learn" in run["versions"] and "commit" in run["git"]
     assert (out / "checkpoints" / "last.pt").is_file()
     # continue with weight averaging from that run's weights
     swa = tmp_path / "swa"

@@ -63,7 +63,7 @@ def test_cli_evaluate_corrupt_scores_corrupted_copies(tiny_fer_folder, tmp_path)
     from click.testing import CliRunner
 
     from classicfer.cli import cli
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     model = make_linear_model(tmp_path / "lin", name="lin")
     base = ["evaluate", "--data", str(tiny_fer_folder), "--model", str(model), "-q",

@@ -20,9 +20,9 @@ from classicfer.distributed import (
     load_shards,
     stream_manifest,
 )
+from classicfer.evaluation import run_grid
 from classicfer.exceptions import ConfigError, DataError
 from classicfer.features import make_features
-from classicfer.models import run_grid
 
 
 @pytest.fixture(scope="module")

@@ -193,7 +193,7 @@ def _with_subjects(ds):
 
 def test_deployed_model_goes_through_the_same_path(fer, tmp_path):
     from classicfer.evaluation import model_from_path
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     d = make_linear_model(tmp_path / "lin")
     spec = model_from_path(d)
@@ -209,7 +209,7 @@ def test_deployed_model_goes_through_the_same_path(fer, tmp_path):
 
 def test_class_mismatch_refused_unless_mapped_or_shared(ck, tmp_path):
     from classicfer.evaluation import model_from_path
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     spec = model_from_path(make_linear_model(tmp_path / "fer7"))  # FER's 7 classes
     ck_test = ck.subset(np.arange(len(ck)))
@@ -303,7 +303,7 @@ def test_cli_evaluate_and_bad_input(tiny_fer_folder, tmp_path):
     from click.testing import CliRunner
 
     from classicfer.cli import cli
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     model = make_linear_model(tmp_path / "lin", name="lin")
     r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_fer_folder), "--model",
@@ -357,7 +357,7 @@ def test_cli_cross_dataset_prefit_and_bad_map(tiny_ckplus48, tmp_path):
     from click.testing import CliRunner
 
     from classicfer.cli import cli
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     model = make_linear_model(tmp_path / "lin", name="lin")
     r = CliRunner().invoke(cli, ["evaluate", "--protocol", "cross-dataset", "--test-data",
@@ -395,9 +395,104 @@ def test_flip_is_refused_for_a_prefit_model(tiny_fer_folder, tmp_path):
     from click.testing import CliRunner
 
     from classicfer.cli import cli
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     model = make_linear_model(tmp_path / "lin", name="lin")
     r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_fer_folder), "--model",
                                  str(model), "--flip", "-q"])
     assert r.exit_code == 1 and "--flip augments training data" in r.output
+
+
+@pytest.mark.parametrize("module", ["calibration", "fairness"])
+def test_a_report_section_that_cannot_load_is_an_error(module, ck, tmp_path, monkeypatch):
+    """A failing import of the package's own module is raised, not a silently missing file."""
+    import sys
+
+    res = evaluate(pixel_model(), ck, "subject-kfold", folds=3)
+    groups = {"gender": np.where(np.arange(len(ck)) % 2, "f", "m")}
+    monkeypatch.setitem(sys.modules, f"classicfer.evaluation.{module}", None)
+    with pytest.raises(ImportError, match=module):
+        write_report(res, ck, tmp_path / "run", n_boot=50, groups=groups)
+
+
+# --------------------------------------------------------------------------- CV objects, timings
+def test_protocols_are_scikit_learn_cv_objects(fer, ck):
+    from sklearn.model_selection import (
+        LeaveOneGroupOut,
+        PredefinedSplit,
+        StratifiedGroupKFold,
+        cross_val_score,
+    )
+
+    from classicfer.evaluation import make_cv
+
+    plan = make_cv("official", labels=fer.labels, splits=fer.splits)
+    assert isinstance(plan.cv, PredefinedSplit)
+    [(tr, te)] = plan.folds(fer.labels)
+    assert set(fer.splits[tr]) == {"train"} and set(fer.splits[te]) == {"test"}  # val held out
+    # the same object scores the model as the harness does
+    acc = cross_val_score(pixel_model(), fer.images[plan.rows], fer.labels[plan.rows],
+                          cv=plan.cv)
+    assert acc[0] == pytest.approx(evaluate(pixel_model(), fer, "official").metrics(
+        n_boot=100)["accuracy"])
+    [(tr, va)] = make_cv("select", labels=fer.labels, splits=fer.splits).folds(fer.labels)
+    assert set(fer.splits[tr]) == {"train"} and set(fer.splits[va]) == {"val"}
+    kfold = make_cv("subject-kfold", labels=ck.labels, groups=ck.subjects, n_splits=3, seed=2)
+    assert isinstance(kfold.cv, StratifiedGroupKFold) and kfold.description == repr(kfold.cv)
+    assert [te.tolist() for _, te in kfold.folds(ck.labels, ck.subjects)] == \
+        [te.tolist() for _, te in subject_kfold(ck.labels, ck.subjects, n_splits=3, seed=2)[0]]
+    assert isinstance(make_cv("loso", labels=ck.labels, groups=ck.subjects).cv, LeaveOneGroupOut)
+    with pytest.raises(ConfigError, match="unknown CV scheme 'nope'"):
+        make_cv("nope", labels=ck.labels)
+
+
+def test_grid_selection_is_a_grid_search_on_the_val_split(fer):
+    """The official protocol's selection equals GridSearchCV over PredefinedSplit(train -> val),
+    and the chosen model is fitted on the training rows only."""
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    from classicfer.evaluation import ModelSpec
+
+    grid = {"logisticregression__C": [1e-6, 1e-2, 1.0]}
+    res = evaluate(ModelSpec(pixel_model(), "grid", "estimator", False, grid=grid), fer,
+                   "official")
+    rows = np.flatnonzero(np.isin(fer.splits, ["train", "val"]))
+    search = GridSearchCV(pixel_model(), grid, cv=PredefinedSplit(
+        np.where(fer.splits[rows] == "val", 0, -1))).fit(fer.images[rows], fer.labels[rows])
+    assert [s["val_accuracy"] for s in res.selection] == pytest.approx(
+        list(search.cv_results_["mean_test_score"]))
+    assert res.selected_params == search.best_params_
+    assert res.folds[0]["n_train"] == (fer.splits == "train").sum()
+
+
+def test_cpu_timings_belong_to_their_own_call(ck):
+    """Each evaluate() counts its own CPU seconds: another evaluate() running meanwhile (here
+    inside the model's fit) neither resets nor inflates them."""
+    import time
+
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.dummy import DummyClassifier
+
+    inner_data = ck
+
+    class Busy(ClassifierMixin, BaseEstimator):
+        def __init__(self, burn=0.2):
+            self.burn = burn
+
+        def fit(self, X, y):
+            inner = evaluate(make_pipeline(FunctionTransformer(_flatten), DummyClassifier()),
+                             inner_data, "subject-kfold", folds=3)
+            assert inner.cpu["fit_cpu_seconds"] < self.burn
+            t0 = time.process_time()
+            while time.process_time() - t0 < self.burn:
+                pass
+            self.classes_ = np.unique(y)
+            return self
+
+        def predict(self, X):
+            return np.full(len(X), self.classes_[0])
+
+    res = evaluate(make_pipeline(FunctionTransformer(_flatten), Busy()), ck, "subject-kfold",
+                   folds=3)
+    assert res.cpu["fit_cpu_seconds"] >= 3 * 0.2
+    assert res.cpu["fit_cpu_seconds"] <= res.cpu["total_cpu_seconds"]

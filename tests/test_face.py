@@ -118,6 +118,22 @@ def test_blazeface_options(img):
     assert np.allclose(np.array(g.box) / 3, f.box, atol=4)
 
 
+def test_blazeface_reports_no_face_where_there_is_none(img):
+    """BlazeFace alone takes the cat's head for a face (score 0.6); its O-Net verification
+    drops it, finds nothing in blank and noise frames, and keeps the astronaut."""
+    from skimage.data import chelsea
+
+    cat = chelsea()
+    assert len(detect_faces(cat, "blazeface", verify=False)) == 1  # the look-alike
+    assert detect_faces(cat, "blazeface") == []
+    rng = np.random.default_rng(0)
+    frames = [np.full((480, 640, 3), v, np.uint8) for v in (0, 128, 255)]
+    frames += [np.clip(rng.normal(128, sd, (480, 640, 3)), 0, 255).astype(np.uint8)
+               for sd in (10, 40, 80)]
+    assert all(detect_faces(f, "blazeface") == [] for f in frames)
+    assert len(detect_faces(img, "blazeface")) == 1
+
+
 def test_blazeface_windows_find_small_faces(img):
     """One pass misses a face smaller than 1/8 of the image; min_size adds windows that
     find it (and the windows cover the image, overlapping by half)."""

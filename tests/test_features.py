@@ -159,3 +159,24 @@ def test_cache_computes_once(monkeypatch, tmp_path, crops):
     # other parameters or other images are another entry
     assert not is_cached(make_features("hog", {"orientations": 8}), crops)
     assert not is_cached(f, crops[::-1])
+
+
+def test_cache_off_writes_no_feature_cache(monkeypatch, tmp_path, crops):
+    """CLASSICFER_CACHE=off disables the feature cache as it does the dataset cache."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CLASSICFER_CACHE", "off")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    f = make_features("hog")
+    a = compute_features(f, crops)
+    np.testing.assert_array_equal(a, f.transform(crops))
+    assert not is_cached(f, crops)
+    assert list(tmp_path.iterdir()) == []  # no ./off/features, nothing under XDG either
+
+
+def test_feature_cache_honours_xdg_cache_home(monkeypatch, tmp_path, crops):
+    monkeypatch.delenv("CLASSICFER_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    f = make_features("hog")
+    compute_features(f, crops)
+    assert is_cached(f, crops)
+    assert (tmp_path / "xdg" / "classicfer" / "features").is_dir()

@@ -49,7 +49,6 @@ def test_landmark_geometry_is_pose_normalised():
         landmark_geometry(np.zeros((1, 5, 2)))
 
 
-@pytest.mark.slow
 def test_embedding_is_128d_and_deterministic(face48):
     X = np.stack([face48, face48, np.rot90(face48)])
     out = EmbeddingFeatures().fit_transform(X)

@@ -80,7 +80,7 @@ def test_bad_params_raise_config_error(bad):
 def test_tiny_fit_pipeline_learns(tiny_ckplus48):
     """Each new descriptor in a real pipeline fits on the tiny CK+48 and beats chance on train."""
     from classicfer.datasets import load_dataset
-    from classicfer.models import make_pipeline
+    from classicfer.pipeline import make_pipeline
 
     ds = load_dataset(tiny_ckplus48)
     for name in ("gabor", "multilbp", "regionhog", "bovw", "hog+gabor+multilbp+regionhog"):

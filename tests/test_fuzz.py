@@ -147,7 +147,7 @@ def test_runtime_decoding_returns_rgb_or_raises_image_error(data):
 # ---------------------------------------------------------------------------- predict
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     return str(make_linear_model(tmp_path_factory.mktemp("fuzz") / "linear"))
 

@@ -220,7 +220,7 @@ def test_predict_batch_goes_on_past_corrupt_files(tmp_path, corrupt):
     from click.testing import CliRunner
 
     from classicfer.cli import cli
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     model = make_linear_model(tmp_path / "model")
     face = tmp_path / "a.jpg"
@@ -305,7 +305,7 @@ def test_bad_max_pixels_is_an_error_line_not_a_traceback(tmp_path, rgb):
     import subprocess
     import sys
 
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     model = make_linear_model(tmp_path / "model")
     p = _png(Image.fromarray(rgb), tmp_path / "img.png")

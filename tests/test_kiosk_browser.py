@@ -203,7 +203,7 @@ def _predictor_for_test():
     except ModelError:
         import tempfile
 
-        from classicfer.runtime._testing import make_linear_model
+        from classicfer.export._testing import make_linear_model
 
         d = make_linear_model(Path(tempfile.mkdtemp()) / "linear")
         return Predictor(model=d), "linear-test"

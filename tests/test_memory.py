@@ -83,8 +83,8 @@ class _RecordingSession:
 
 
 def test_deployed_model_runs_the_graph_in_slices(tmp_path):
+    from classicfer.export._testing import make_linear_model
     from classicfer.runtime import load_model
-    from classicfer.runtime._testing import make_linear_model
 
     m = load_model(make_linear_model(tmp_path / "lin", size=8), cache=False)
     crops = np.random.default_rng(0).integers(0, 256, (300, 8, 8), dtype=np.uint8)

@@ -1,4 +1,5 @@
-"""Classifier registry, pipelines, parameter routing, ONNX parity, the deployment folder."""
+"""classicfer.pipeline: classifier registry, pipelines, parameter routing, ONNX parity; and
+the deployment folder of a pipeline (classicfer.export.save_model)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 
 from classicfer.exceptions import ConfigError, DataError, ModelError
+from classicfer.export import save_model
 from classicfer.features.cache import compute_features
-from classicfer.models import (
+from classicfer.pipeline import (
     CLASSIFIERS,
     fit_pipeline,
     make_pipeline,
     onnx_parity,
     route_params,
-    save_model,
     to_onnx,
 )
 
@@ -124,7 +125,7 @@ def test_svm_exports_without_the_probability_attributes(data, monkeypatch, kerne
 
 @pytest.mark.parametrize("module, fails", [("sklearn.utils.deprecation", True),
                                            ("sklearn.svm._base", True),
-                                           ("classicfer.models", True),
+                                           ("classicfer.pipeline", True),
                                            ("numpy", False)])
 def test_future_warnings_of_scikit_learn_fail_the_suite(module, fails):
     """pyproject's filterwarnings turns a FutureWarning attributed to scikit-learn (or to
@@ -193,7 +194,7 @@ def test_save_model_writes_runtime_folder(tmp_path, data):
     assert meta["training"]["onnx_parity"]["agreement"] >= 0.995
     # the runtime path: features rebuilt from JSON + the ONNX head == sklearn
     from classicfer.features import make_features
-    from classicfer.models import onnx_probabilities
+    from classicfer.pipeline import onnx_probabilities
 
     feats = make_features(meta["features"]["spec"], json.loads(json.dumps(
         meta["features"]["params"])))
@@ -202,11 +203,11 @@ def test_save_model_writes_runtime_folder(tmp_path, data):
 
 
 def test_save_model_refuses_disagreement(tmp_path, data, monkeypatch):
-    import classicfer.models as m
+    import classicfer.export._classical as m
 
     X, y = data
     pipe = fit_pipeline(make_pipeline("hog", "logreg"), X, y)
-    monkeypatch.setattr(m, "onnx_parity", lambda *a, **k: {"agreement": 0.9, "n": 36})
+    monkeypatch.setattr(m, "head_parity", lambda *a, **k: {"agreement": 0.9, "n": 36})
     with pytest.raises(ModelError, match="agree on 90.00% of 36 images"):
         save_model(pipe, tmp_path / "m", dataset_name="tiny")
     assert not (tmp_path / "m" / "model.onnx").exists()
@@ -251,3 +252,71 @@ def test_aligned_union_model_through_the_runtime(tmp_path, data):
     np.testing.assert_allclose(model.features(X), ref, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(model.features(X[:1]), ref[:1], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), atol=1e-4)
+
+
+def test_the_classifier_name_is_recorded_when_the_pipeline_is_built(data, tmp_path, monkeypatch):
+    """The registry name travels with the pipeline: nothing is rebuilt to find it."""
+    from classicfer.pipeline import classifier_name, make_head
+    from classicfer.runtime._format import read_sidecar
+
+    pipe = make_pipeline("hog", "linear-svm")
+    assert classifier_name(pipe) == "linear-svm" and classifier_name(make_head("knn")) == "knn"
+
+    def no_rebuild():
+        raise AssertionError("a classifier was rebuilt to find its name")
+
+    monkeypatch.setitem(CLASSIFIERS, "linear-svm", CLASSIFIERS["linear-svm"].__class__(
+        no_rebuild, "estimator__"))
+    X, y = data
+    fit_pipeline(pipe, X, y)
+    meta, _ = read_sidecar(save_model(pipe, tmp_path / "m", dataset_name="tiny",
+                                      check_images=X))
+    assert meta["training"]["classifier"] == "linear-svm"
+    assert meta["name"] == "tiny-hog-linear-svm"
+
+
+@pytest.mark.parametrize("params, name", [({"max_depth": 0}, "max_depth"),
+                                          ({"subsample": 1.5}, "subsample"),
+                                          ({"learning_rate": 0}, "learning_rate"),
+                                          ({"n_estimators": 2.5}, "n_estimators")])
+def test_xgboost_checks_its_parameters_against_its_constraints(data, params, name):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from classicfer.pipeline import XGBoostClassifier
+
+    X, y = data
+    F = X.reshape(len(X), -1)[:, :50].astype(np.float32)
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of XGBoostClassifier"):
+        XGBoostClassifier(**params).fit(F, y)
+    with pytest.raises(ConfigError, match=f"parameter 'classifier__{name}'="):
+        make_pipeline("hog", "xgboost", params)
+
+
+def test_a_registered_classifier_without_constraints_is_accepted(data):
+    """Parameter checks use scikit-learn's constraints when an estimator has them, and
+    leave an estimator without them alone (no crash looking for them)."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+
+    from classicfer.pipeline import register_classifier
+
+    class Majority(ClassifierMixin, BaseEstimator):
+        def __init__(self, strength=1.0):
+            self.strength = strength
+
+        def fit(self, X, y):
+            self.classes_, counts = np.unique(y, return_counts=True)
+            self.p_ = counts / counts.sum()
+            return self
+
+        def predict_proba(self, X):
+            return np.tile(self.p_, (len(X), 1))
+
+        def predict(self, X):
+            return self.classes_[self.predict_proba(X).argmax(1)]
+
+    register_classifier("majority", Majority)
+    try:
+        pipe = make_pipeline("hog", "majority", {"strength": 2.0})
+        assert pipe.get_params()["classifier__strength"] == 2.0
+    finally:
+        CLASSIFIERS.pop("majority")

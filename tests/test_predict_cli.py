@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from classicfer.cli import cli
+from classicfer.export._testing import make_linear_model
 from classicfer.labels import EMOTIONS
-from classicfer.runtime._testing import make_linear_model
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "classicfer" / "data" / "astronaut.jpg"
 
@@ -76,6 +76,17 @@ def test_csv_has_labels_and_boxes_not_pixels(model):
     assert len(rows) == 1
     assert set(rows[0]) == {"path", "face", "x", "y", "w", "h", "label", "confidence", "status",
                             "error"} | {f"p_{lab}" for lab in EMOTIONS[:7]}
+
+
+def test_a_cat_gets_no_expression(model, tmp_path):
+    """The default detector reports no face (so no label) on scikit-image's cat photo."""
+    from skimage.data import chelsea
+
+    cat = tmp_path / "chelsea.png"
+    Image.fromarray(chelsea()).save(cat)
+    r = run([str(cat), "--model", model, "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["faces"] == []
 
 
 def test_out_writes_annotated_images_only_when_asked(model, tmp_path, monkeypatch):

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 
 import classicfer
 from classicfer.cli import cli
+from classicfer.export._testing import make_linear_model
 from classicfer.netguard import NetworkAccessError, network_blocked, no_network
-from classicfer.runtime._testing import make_linear_model
 
 ASTRONAUT = Path(classicfer.__file__).parent / "data" / "astronaut.jpg"
 

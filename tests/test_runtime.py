@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 
 from classicfer.exceptions import ConfigError, ImageError, ModelError
+from classicfer.export._testing import make_linear_model
+from classicfer.face import crop_face
 from classicfer.labels import EMOTIONS
 from classicfer.runtime import (
     FaceResult,
     Predictor,
-    crop_face,
     list_models,
     load_model,
     read_sidecar,
 )
-from classicfer.runtime._testing import make_linear_model
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "classicfer" / "data" / "astronaut.jpg"
 
@@ -174,16 +174,16 @@ def test_crop_modes_shape_and_framing():
 
     img = read_image(ASTRONAUT, gray=True)
     box = (170, 60, 108, 108)
-    c = crop_face(img, box, size=(48, 48), mode="box")
+    c = crop_face(img, box, size=(48, 48), framing="box")
     assert c.shape == (48, 48) and c.dtype == np.uint8
     # a face near the border still gives a full crop (replicated border)
-    c2 = crop_face(img, (0, 0, 60, 60), size=(48, 48), mode="box")
+    c2 = crop_face(img, (0, 0, 60, 60), size=(48, 48), framing="box")
     assert c2.shape == (48, 48)
     # "level": eyes given explicitly (dlib 5-point order), tilted by 20 degrees
     lm = np.array([[319, 98], [302, 98], [259, 94], [276, 96], [288, 126]], float)
-    c3 = crop_face(img, box, lm, size=(48, 48), mode="level")
+    c3 = crop_face(img, box, lm, size=(48, 48), framing="level")
     assert c3.shape == (48, 48)
-    whole = crop_face(img, None, size=(48, 48), mode="whole")
+    whole = crop_face(img, None, size=(48, 48), framing="whole")
     assert whole.shape == (48, 48)
 
 
@@ -201,7 +201,7 @@ def test_level_crop_levels_a_rotated_face():
     lm = face_landmarks(rot, f, model="5")
     a, b = eye_centers(lm)
     assert abs(np.degrees(np.arctan2(b[1] - a[1], b[0] - a[0]))) > 8  # tilted in the frame
-    crop = crop_face(rot, f.box, lm, size=(96, 96), mode="level")
+    crop = crop_face(rot, f.box, lm, size=(96, 96), framing="level")
     lm2 = face_landmarks(crop, None, model="5")
     a2, b2 = eye_centers(lm2)
     assert abs(np.degrees(np.arctan2(b2[1] - a2[1], b2[0] - a2[0]))) < 5
@@ -268,6 +268,18 @@ def test_no_detect_treats_image_as_one_face(linear_model):
 
 def test_no_face_is_an_empty_list(linear_model):
     assert Predictor(linear_model).predict(np.full((200, 300, 3), 128, np.uint8)) == []
+
+
+def test_default_detector_reports_no_face_on_a_cat(linear_model):
+    """The kiosk default (BlazeFace, verified by O-Net) gives no expression for a cat, a
+    blank or a noise frame, and still exactly one face for the astronaut."""
+    from skimage.data import chelsea
+
+    p = Predictor(linear_model)
+    assert p.predict(chelsea()) == []
+    noise = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    assert p.predict(noise) == [] and p.predict(np.zeros((480, 640, 3), np.uint8)) == []
+    assert len(p.predict(str(ASTRONAUT))) == 1
 
 
 def test_predict_record_schema(linear_model):

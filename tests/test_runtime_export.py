@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from classicfer.cli import cli
 from classicfer.exceptions import ConfigError, ModelError
+from classicfer.export import check_crops, export, parity
 from classicfer.runtime import Predictor, load_model
-from classicfer.runtime._export import check_crops, export
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "classicfer" / "data" / "astronaut.jpg"
 
@@ -39,7 +39,7 @@ def _rotated_faces(n=45, labels=("angry", "happy", "sad"), seed=0):
 def pipeline_file(tmp_path_factory):
     import joblib
 
-    from classicfer.models import fit_pipeline, make_pipeline
+    from classicfer.pipeline import fit_pipeline, make_pipeline
 
     X, y = _rotated_faces()
     pipe = make_pipeline("hog", "logreg")
@@ -58,6 +58,10 @@ def test_export_classical_pipeline(pipeline_file, tmp_path):
     meta = json.loads((out / "model.json").read_text())
     assert meta["kind"] == "classical" and meta["features"]["spec"] == "hog"
     assert meta["labels"] == ["angry", "happy", "sad"]
+    # the head's own parity record (scikit-learn vs ONNX on the check crops' features)
+    rec = meta["training"]["onnx_parity"]
+    assert set(rec) == {"agreement", "n", "max_abs_prob_diff"} and rec["agreement"] == 1.0
+    assert rec["n"] == 64 and rec["max_abs_prob_diff"] < 1e-4
     # the deployed model reproduces the original on new crops
     import joblib
 
@@ -109,6 +113,24 @@ def test_parity_failure_refuses_and_writes_nothing(pipeline_file, tmp_path, monk
     assert not out.exists()
 
 
+def test_parity_compares_in_the_deployed_label_order():
+    ref = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])
+    dep = ref[:, [2, 0, 1]].astype(np.float32)
+    p = parity(ref, dep, labels=["a", "b", "c"], deployed_labels=["c", "a", "b"])
+    assert p["n"] == 3 and p["agreement"] == 1.0 and p["max_abs_diff"] < 1e-7
+    p = parity(ref, dep + [[0, 0, 0.6], [0, 0, 0], [0, 0, 0]],  # row 0 now says "b"
+               labels=["a", "b", "c"], deployed_labels=["c", "a", "b"])
+    assert p["agreement"] == pytest.approx(2 / 3) and p["max_abs_diff"] == pytest.approx(0.6)
+    # predicted classes given separately (scikit-learn's predict)
+    p = parity(ref, ref, labels=["a", "b", "c"], reference_pred=["a", "c", "a"])
+    assert p["agreement"] == pytest.approx(2 / 3) and p["max_abs_diff"] == 0.0
+    assert parity(np.zeros((0, 3)), np.zeros((0, 3)))["max_abs_diff"] == 0.0
+    with pytest.raises(ModelError, match="shape"):
+        parity(ref, ref[:, :2])
+    with pytest.raises(ModelError, match="label 'd' is not among"):
+        parity(ref, ref, labels=["a", "b", "c"], deployed_labels=["a", "b", "d"])
+
+
 def test_check_crops():
     c = check_crops((48, 48), n=16)
     assert c.shape == (16, 48, 48) and c.dtype == np.uint8
@@ -128,7 +150,25 @@ def test_export_cnn_checkpoint(tmp_path):
     torch.save(ck, path)
     out = tmp_path / "cnn"
     r = export(path, out, name="tiny-cnn", allow_pickle=True)
-    assert r["kind"] == "cnn" and r["parity"]["label_agreement"] == 1.0
-    assert r["parity"]["max_abs_prob_diff"] < 1e-4
+    assert r["kind"] == "cnn" and r["parity"]["agreement"] == 1.0
+    assert r["parity"]["max_abs_diff"] < 1e-4
     m = load_model(out, cache=False)
     assert m.kind == "cnn" and m.labels == classes
+
+
+def test_cnn_export_names_missing_torch_but_raises_its_own_import_errors(tmp_path,
+                                                                           monkeypatch):
+    """Only the torch extra is reported as missing; a failing import of classicfer's own
+    export code is raised as it is."""
+    import sys
+
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"not read: the imports fail first")
+    with monkeypatch.context() as m:
+        m.setitem(sys.modules, "torch", None)
+        with pytest.raises(ConfigError, match="needs torch"):
+            export(ckpt, tmp_path / "out", allow_pickle=True)
+    pytest.importorskip("torch")
+    monkeypatch.setitem(sys.modules, "classicfer.export._cnn", None)
+    with pytest.raises(ImportError, match="classicfer.export._cnn"):
+        export(ckpt, tmp_path / "out2", allow_pickle=True)

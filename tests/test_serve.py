@@ -1,6 +1,6 @@
 """``classicfer serve``: the HTTP API with an in-process client and the real runtime.
 
-The model is a tiny random linear model (``classicfer.runtime._testing``) run by the
+The model is a tiny random linear model (``classicfer.export._testing``) run by the
 real :class:`classicfer.runtime.Predictor` (default detector, onnxruntime), so every
 request goes through decode -> detect -> crop -> classify as in production.
 """
@@ -44,7 +44,7 @@ def _png(arr) -> bytes:
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from classicfer.runtime._testing import make_linear_model
+    from classicfer.export._testing import make_linear_model
 
     return make_linear_model(tmp_path_factory.mktemp("serve") / "linear")
 
@@ -470,3 +470,24 @@ def test_slow_body_is_408_and_frees_its_slot(predictor):
                                if m["type"] == "http.response.body"))
     assert start["status"] == 408 and body["error"] == "timeout"
     assert app.state.service.in_flight == 0
+
+
+def test_serve_names_a_missing_extra_but_not_a_broken_module(monkeypatch):
+    """Only the optional packages are reported as a missing extra; an import error inside
+    classicfer's own serve modules is raised as it is."""
+    import importlib.util
+    import sys
+
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+
+    real = importlib.util.find_spec
+    with monkeypatch.context() as m:
+        m.setattr(importlib.util, "find_spec",
+                  lambda name, *a: None if name == "uvicorn" else real(name, *a))
+        r = CliRunner().invoke(cli, ["serve"])
+    assert r.exit_code == 1 and "needs the serve extra (uvicorn is not installed)" in r.output
+    monkeypatch.setitem(sys.modules, "classicfer.serve.server", None)
+    r = CliRunner().invoke(cli, ["serve"])
+    assert isinstance(r.exception, ImportError) and "serve extra" not in r.output

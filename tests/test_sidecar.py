@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from classicfer.cli import cli
 from classicfer.exceptions import ConfigError, ModelError
+from classicfer.export._testing import make_linear_model
 from classicfer.runtime import _model, load_model, read_sidecar
 from classicfer.runtime._digests import (
     DIGEST_ENV,
@@ -28,7 +29,6 @@ from classicfer.runtime._digests import (
     recorded_digests,
 )
 from classicfer.runtime._format import folder_digest
-from classicfer.runtime._testing import make_linear_model
 
 # ---------------------------------------------------------------- helpers
 _OPENED: list | None = None
@@ -161,7 +161,7 @@ def test_labels_must_be_canonical_and_unique(tmp_path, linear):
 
 
 def test_valid_sidecar_still_loads_and_write_refuses_a_bad_one(tmp_path, linear):
-    from classicfer.runtime._format import write_model_dir
+    from classicfer.export import write_model_dir
 
     meta, _ = read_sidecar(linear)
     assert load_model(linear, cache=False).temperature == 1.0

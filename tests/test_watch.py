@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from classicfer.cli import cli
 from classicfer.exceptions import ConfigError
+from classicfer.export._testing import make_linear_model
 from classicfer.runtime import Predictor
-from classicfer.runtime._testing import make_linear_model
 from classicfer.runtime._watch import IoUTracker, iou, parse_smoothing
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "classicfer" / "data" / "astronaut.jpg"

@@ -4,9 +4,10 @@ Three families (:data:`ARCHITECTURES`, see :mod:`classicfer.cnn_head.model`): ``
 (the default), ``resnet`` (basic blocks) and ``mobilenet`` (inverted residuals), all
 trained, checkpointed and exported the same way.
 
-Training and export need torch (``pip install classicfer[cnn]``); inference of an
-exported model needs only onnxruntime (see :mod:`classicfer.runtime`). This module
-imports nothing heavy: use ``classicfer.cnn_head.model``, ``.train`` and ``.export``.
+Training and export need torch (``pip install classicfer[cnn]``; the export is
+:func:`classicfer.export.export_model`); inference of an exported model needs only
+onnxruntime (see :mod:`classicfer.runtime`). This module imports nothing heavy: use
+``classicfer.cnn_head.model`` and ``.train``.
 """
 
 from __future__ import annotations

@@ -7,9 +7,16 @@ ones exactly as it scores the classical pipelines (same folds, metrics and repor
 
 from __future__ import annotations
 
+import os
+from numbers import Integral, Real
+from typing import ClassVar
+
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
+
+from ..exceptions import DataError
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -30,7 +37,23 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         Networks per fit (seeds ``seed + 1000 * m``); their probabilities are averaged.
     tta_flip : bool
         Average each crop's logits with its mirror image's at prediction time.
+
+    Parameters are checked against ``_parameter_constraints`` when ``fit`` starts
+    (scikit-learn's ``InvalidParameterError``, a ``ValueError``).
     """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "init": [str, os.PathLike, None],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "members": [Interval(Integral, 1, None, closed="left")],
+        "tta_flip": ["boolean"],
+        "freeze_epochs": [Interval(Integral, 0, None, closed="left")],
+        "widths": ["array-like"],
+        "seed": [Interval(Integral, 0, None, closed="left")],
+        "threads": [Interval(Integral, 1, None, closed="left"), None],
+    }
 
     def __init__(self, init=None, *, epochs: int = 14, lr: float | None = None,
                  batch_size: int = 32, members: int = 1, tta_flip: bool = True,
@@ -48,11 +71,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.threads = threads
 
     def fit(self, X, y):
-        from .train import default_lr, fit, load_checkpoint, start_from, to_tensor
+        from .train import default_lr, fit, load_checkpoint, start_from
 
-        x = to_tensor(X)
-        self.classes_ = np.unique(np.asarray(y))
-        yi = np.searchsorted(self.classes_, np.asarray(y))
+        self._validate_params()
+        y = _labels(y)  # before the crops: a bad target is reported whatever X is
+        x = _crops(X)
+        self.classes_ = np.unique(y)
+        yi = np.searchsorted(self.classes_, y)
         init_state, norm, config, freeze = None, None, {"widths": tuple(self.widths)}, 0
         if self.init is not None:  # always a new head
             init_state, norm, config = start_from(load_checkpoint(self.init)[1])
@@ -69,14 +94,45 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        from .train import predict_logits, to_tensor
+        from .train import predict_logits
 
         check_is_fitted(self, "models_")
-        x = to_tensor(X)
+        x = _crops(X)
         p = sum(predict_logits(net, x, mean, std, flip=self.tta_flip).softmax(1)
                 for net, mean, std in self.models_)
         return (p / len(self.models_)).numpy().astype(float)
 
     def predict(self, X):
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)  # NotFittedError first, before fit
+        return self.classes_[proba.argmax(1)]
+
+
+def _crops(X):
+    """(N, H, W) crops as the network's input tensor; sparse, NaN or infinite pixels are
+    refused by name."""
+    from scipy import sparse
+
+    from .train import to_tensor
+
+    if sparse.issparse(X):
+        raise DataError("sparse input is not supported; pass dense (N, H, W) grayscale crops")
+    arr = np.asarray(X)
+    if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+        raise DataError("the crops contain NaN or infinity")
+    return to_tensor(arr)
+
+
+def _labels(y) -> np.ndarray:
+    """``y`` as a 1-D array of class labels; missing or continuous targets are refused."""
+    from sklearn.utils.multiclass import check_classification_targets
+
+    if y is None:
+        raise DataError("CNNClassifier requires y to be passed, but the target y is None "
+                        "(one label per crop)")
+    y = np.asarray(y)
+    try:
+        check_classification_targets(y)
+    except ValueError as e:
+        raise DataError(f"y: {e}") from None
+    return y
 

@@ -501,7 +501,7 @@ def split_for_training(ds, val_fraction: float = 0.1, seed: int = 0):
 
 def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=(),
                      targets: str = "majority", log=print, progress: bool = True,
-                     **fit_kwargs) -> dict:
+                     score=None, run: dict | None = None, **fit_kwargs) -> dict:
     """Train on a :class:`~classicfer.datasets.Dataset`, export, and evaluate its test split.
 
     ``teachers``: checkpoints of the same classes whose mean flip-averaged logits on the
@@ -509,12 +509,16 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
     ``targets``: ``"majority"`` trains on the labels; ``"votes"`` on the annotators' vote
     distributions of a dataset with ``votes`` (FER+; Barsoum et al. 2016's "probability"
     mode), validation and test still scored against the labels.
+    ``score(y_true, y_pred)``: the metric record of the test split, from class names
+    (``train-cnn`` passes :func:`classicfer.evaluation.split_metrics`: ``split``, ``n``,
+    ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``per_class``); without it the test
+    split is not scored. ``run``: a run record (:func:`classicfer.provenance.run_record`)
+    written to ``out_dir/run.json``.
     Writes ``out_dir/checkpoints/{last,best}.pt`` (resumable), ``out_dir/model/`` (ONNX +
-    sidecar), and ``out_dir/metrics.json``. Returns the metrics dict.
+    sidecar; its ``metrics`` are those of ``metrics.json`` but ``cpu_s``), and
+    ``out_dir/metrics.json``. Returns the metrics dict.
     """
-    from sklearn.metrics import accuracy_score, f1_score
-
-    from .export import export_model, parity_check
+    from ..export._cnn import cnn_parity, export_model
 
     if not isinstance(ds.images, np.ndarray) or ds.images.ndim != 3:
         raise DataError("the CNN needs same-size grayscale crops (an (N, H, W) array); "
@@ -545,13 +549,11 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
     metrics = {"best_epoch": res["best_epoch"], "val_accuracy": res["best_val_acc"],
                "n_train": len(tr), "n_val": len(va), "n_test": len(te),
                "cpu_s": time.process_time() - t_cpu}
-    if len(te):
+    if len(te) and score is not None:
         pred = predict_logits(model, to_tensor(ds.images[te]), res["mean"], res["std"]) \
             .argmax(1).numpy()
-        metrics["test_accuracy"] = float(accuracy_score(y[te], pred))
-        metrics["test_macro_f1"] = float(f1_score(y[te], pred, average="macro"))
-        metrics["test_per_class_f1"] = dict(zip(
-            classes, map(float, f1_score(y[te], pred, average=None, labels=range(len(classes))))))
+        names = np.asarray(classes)
+        metrics.update(score(names[y[te]], names[pred]))
     size = tuple(ds.images.shape[1:])
     model_dir = export_model(model, out / "model", classes=classes, mean=res["mean"],
                              std=res["std"], size=size, name=f"{ds.name}-cnn",
@@ -559,8 +561,10 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
                                        "history": res["history"]},
                              metrics={k: v for k, v in metrics.items() if k != "cpu_s"})
     sample = ds.images[te[:64]] if len(te) else ds.images[tr[:64]]
-    metrics["onnx_parity_max_abs_diff"] = parity_check(model, model_dir, sample)
+    metrics["onnx_parity_max_abs_diff"] = cnn_parity(model, model_dir, sample)["max_abs_diff"]
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if run is not None:
+        (out / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
     return metrics
 
 

@@ -11,9 +11,14 @@ from ._common import handle_errors
 @click.argument("model_dir", type=click.Path())
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Where to write the card (default: MODEL_DIR/model_card.md).")
+@click.option("--report", "reports", type=click.Path(file_okay=False), multiple=True,
+              help="An evaluation report folder to show (holding metrics.json, as written by "
+                   "`classicfer evaluate`). Repeatable; when given, --results is read only if "
+                   "also given.")
 @click.option("--results", "results_dirs", type=click.Path(file_okay=False), multiple=True,
-              help="Folder(s) holding harness reports (<dataset>/<protocol>/<model>/); default: "
-                   "./results and any results/ folder above MODEL_DIR. Repeatable.")
+              help="Results root whose reports of this model "
+                   "(RESULTS/<dataset>/<protocol>/<model name>/) are shown. Repeatable; "
+                   "default without --report: results (in the current folder).")
 @click.option("--stdout", "to_stdout", is_flag=True,
               help="Print the card instead of writing a file.")
 @click.option("--calibrate", "calibrate_data", type=click.Path(), default=None,
@@ -22,22 +27,23 @@ from ._common import handle_errors
                    "PublicTest), keep it only if it lowers the ECE of the other half, and store "
                    "the outcome in model.json (the ONNX file is untouched).")
 @handle_errors
-def card(model_dir, out, results_dirs, to_stdout, calibrate_data):
+def card(model_dir, out, reports, results_dirs, to_stdout, calibrate_data):
     """Write model_card.md: uses, data skews, metrics, calibration, groups, licences.
 
-    Figures come from MODEL_DIR/model.json and the evaluation reports of this
-    model found under results/ (run `classicfer evaluate --model MODEL_DIR ...`
-    first); nothing is typed in by hand.
+    Figures come from MODEL_DIR/model.json and the evaluation reports named
+    with --report, or else those of this model under the --results root
+    (default: ./results, where `classicfer evaluate --model MODEL_DIR ...`
+    writes them); nothing is typed in by hand and nothing else is searched.
 
     \b
     Example:
       classicfer card classicfer/models/fer2013-cnn
       classicfer card my-model --out docs/my-model-card.md
+      classicfer card my-model --report runs/eval/fer2013/official/my-model
       classicfer card my-model --calibrate ../shared/datasets/fer2013
     """
-    from ..cards import find_evaluations, render_model_card, write_model_card
+    from ..export.cards import model_card, write_model_card
     from ..runtime import resolve_model_dir
-    from ..runtime._format import read_sidecar
 
     d = resolve_model_dir(model_dir)
     if calibrate_data:
@@ -50,10 +56,10 @@ def card(model_dir, out, results_dirs, to_stdout, calibrate_data):
                    f"images of {rec['fitted_on']}, checked on the other {rec['n_check']}: "
                    f"ECE {100 * rec['ece_before']:.2f} % -> {100 * rec['ece_after']:.2f} %, "
                    f"NLL {rec['nll_before']:.4f} -> {rec['nll_after']:.4f}; {verdict}", err=True)
+    roots = list(results_dirs) or ([] if reports else ["results"])
     if to_stdout:
-        meta, onnx_path = read_sidecar(d)
-        evs = find_evaluations(onnx_path.parent, meta, results_dirs=list(results_dirs) or None)
-        click.echo(render_model_card(meta, onnx_path.parent, evs), nl=False)
+        _, text = model_card(d, evaluations=list(reports), results_dirs=roots)
+        click.echo(text, nl=False)
         return
-    path = write_model_card(d, results_dirs=list(results_dirs) or None, out=out)
+    path = write_model_card(d, evaluations=list(reports), results_dirs=roots, out=out)
     click.echo(f"wrote {path}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ..config import is_image_file
 from ..face._detect import METHODS
 from ._common import handle_errors
 
 _METHODS = tuple(METHODS)
-_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
 
 
 def _expand(inputs):
@@ -20,7 +20,7 @@ def _expand(inputs):
         p = Path(item)
         if p.is_dir():
             out.extend(sorted(q for q in p.rglob("*")
-                              if q.is_file() and q.suffix.lower() in _EXTS))
+                              if q.is_file() and is_image_file(q)))
         else:
             out.append(p)
     return out
@@ -145,7 +145,7 @@ def _out_folder(out_path, n_inputs: int):
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} is a file; with {n_inputs} inputs --out must be a "
                           "folder for the annotated images")
-    if not out.exists() and out.suffix.lower() in _EXTS:
+    if not out.exists() and is_image_file(out):
         raise ConfigError(f"--out {out} looks like an image file name, but {n_inputs} inputs "
                           "give one annotated image each: pass a folder (e.g. --out "
                           f"{out.with_suffix('')}/) or a single input")

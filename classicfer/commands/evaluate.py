@@ -200,12 +200,9 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
     scored = test_ds if test_ds is not None else ds
     groups = None
     if groups_csv:
-        try:
-            from ..evaluation.fairness import load_groups_csv
-        except ImportError:
-            warn("--groups: classicfer.evaluation.fairness is not installed; skipped")
-        else:
-            groups = load_groups_csv(groups_csv, scored)
+        from ..evaluation.fairness import load_groups_csv
+
+        groups = load_groups_csv(groups_csv, scored)
     out = report_dir(out_root, res)
     cmd = ["classicfer", *sys.argv[1:]] if sys.argv and "classicfer" in sys.argv[0] \
         else list(sys.argv)

@@ -41,7 +41,7 @@ def export(source, out_dir, name, data_path, dataset_name, n_check, min_agreemen
       classicfer export runs/cnn/ --out models/fer2013-cnn --data ../shared/datasets/fer2013 \\
           --allow-pickle
     """
-    from ..runtime._export import export as run
+    from ..export import export as run
 
     r = run(source, out_dir, name=name, data=data_path, n_check=n_check,
             min_agreement=min_agreement, dataset_name=dataset_name, force=force,
@@ -49,5 +49,5 @@ def export(source, out_dir, name, data_path, dataset_name, n_check, min_agreemen
     p = r["parity"]
     click.echo(f"wrote {r['out']} ({r['kind']}, {r['name']}, {len(r['labels'])} labels, "
                f"sha256 {r['sha256'][:12]}...)")
-    click.echo(f"parity on {p['n']} crops: label agreement {p['label_agreement']:.1%}, "
-               f"max |p_deployed - p_original| = {p['max_abs_prob_diff']:.2e}")
+    click.echo(f"parity on {p['n']} crops: label agreement {p['agreement']:.1%}, "
+               f"max |p_deployed - p_original| = {p['max_abs_diff']:.2e}")

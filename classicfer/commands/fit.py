@@ -59,7 +59,9 @@ def fit(data_path, data_format, features, classifier, params, out_dir, force, sp
 
     Features come from the cache when these images and feature parameters were
     seen before. When the dataset has a validation split (FER-2013 PublicTest)
-    its accuracy and macro-F1 are stored with the model.
+    its accuracy and macro-F1 are stored with the model. Its model_card.md
+    lists no evaluation report: run `classicfer evaluate --model OUT ...`, then
+    `classicfer card OUT` to add them.
 
     \b
     Example:
@@ -72,8 +74,9 @@ def fit(data_path, data_format, features, classifier, params, out_dir, force, sp
 
     from ..datasets import load_dataset
     from ..exceptions import ConfigError, DataError
+    from ..export import save_model
     from ..features import feature_spec_string
-    from ..models import fit_pipeline, make_pipeline, save_model
+    from ..pipeline import fit_pipeline, make_pipeline
     from ._common import warn
 
     try:
@@ -125,7 +128,7 @@ def fit(data_path, data_format, features, classifier, params, out_dir, force, sp
     training = {"data": str(data_path), "n_train": info["n_train"], "flip": flip, "seed": seed,
                 "features_from_cache": info["features_from_cache"],
                 "feature_seconds": info["feature_seconds"], "fit_seconds": info["fit_seconds"],
-                "params": p}
+                "params": p, "run": _run_record(ds)}
     with param_errors(p):
         out = save_model(pipe, out_dir, dataset_name=ds.name, metrics=metrics,
                          training=training, check_images=check)
@@ -136,7 +139,7 @@ def fit(data_path, data_format, features, classifier, params, out_dir, force, sp
              f"{time.perf_counter() - t0:.1f} s")
         if metrics:
             warn(f"validation ({metrics['n']} images): accuracy {metrics['accuracy']:.4f}, "
-                 f"macro-F1 {metrics['f1_macro']:.4f}")
+                 f"macro-F1 {metrics['macro_f1']:.4f}")
     click.echo(str(out))
 
 
@@ -150,10 +153,16 @@ def _score(pipe, Fv, val, train, seed):
         check = train.images[rng.permutation(len(train))[:2000]]
         pipe.predict(check[:8])  # a head that cannot predict (k > n) fails here, not in ONNX
         return {}, check
-    from sklearn.metrics import accuracy_score, f1_score
+    from ..evaluation import split_metrics
 
-    pred = pipe[1:].predict(Fv)
-    metrics = {"split": "val", "n": len(val),
-               "accuracy": float(accuracy_score(val.labels, pred)),
-               "f1_macro": float(f1_score(val.labels, pred, average="macro"))}
-    return metrics, val.images
+    return split_metrics(val.labels, pipe[1:].predict(Fv), split="val"), val.images
+
+
+def _run_record(ds) -> dict:
+    """The run record stored in the sidecar's ``training.run``: command, versions, git
+    commit and the dataset's manifest hash (not its absolute folder)."""
+    from ..datasets.manifest import dataset_record
+    from ..provenance import run_record
+
+    data = {k: v for k, v in dataset_record(ds).items() if k != "root"}
+    return run_record(dataset=data)

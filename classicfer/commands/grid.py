@@ -116,25 +116,26 @@ def grid(data_path, data_format, features, classifiers, params, cv, flip, n_jobs
          scheduler_timeout=None):
     """Cross-validate every FEATURES x CLASSIFIER x --param combination.
 
-    Writes summary.csv (a row per combination, sklearn's cv_results_ keys),
+    Writes summary.csv (a row per combination, sklearn's cv_results_ keys:
+    mean_test_accuracy, mean_test_macro_f1, mean_test_balanced_accuracy...),
     folds.csv (a row per fold), summary.md and run.json (command, seed,
-    splitter, versions) to the result folder.
+    splitter, versions, git commit, dataset manifest hash) to the result folder.
 
     \b
     Example:
       classicfer grid --data ../shared/datasets/ckplus48 --features hog,lbp,hog+lbp \\
           --classifier linear-svm,xgboost --param C=0.01,0.1,1 --cv group --n-jobs 2
     """
-    import sys
     import time
     from pathlib import Path
 
     import numpy as np
 
     from ..datasets import load_dataset
+    from ..evaluation import run_grid, write_grid_results
     from ..exceptions import DataError
     from ..features import feature_spec_string
-    from ..models import check_classifier_name, run_grid
+    from ..pipeline import check_classifier_name
     from ._common import progress, warn
 
     specs = []
@@ -169,72 +170,10 @@ def grid(data_path, data_format, features, classifiers, params, cv, flip, n_jobs
     if out_dir is None:
         out_dir = Path("results") / "grid" / f"{ds.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     out = write_grid_results(out_dir, summary, folds, {
-        **info, "command": " ".join(["classicfer"] + sys.argv[1:]), "seed": seed,
-        "data": str(data_path), "dataset": ds.name, "n_images": len(ds),
-        "seconds": round(elapsed, 1)})
+        **info, "seed": seed, "data": str(data_path), "seconds": round(elapsed, 1)}, dataset=ds)
     if not quiet:
         best = min(summary, key=lambda r: r["rank_test_accuracy"])
         warn(f"{len(summary)} combinations in {elapsed:.0f} s ({info['cv']}); best "
              f"{best['features']} + {best['classifier']} {best['params']}: accuracy "
              f"{best['mean_test_accuracy']:.4f} +- {best['std_test_accuracy']:.4f}")
     click.echo(str(out))
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for pkg in ("classicfer", "numpy", "scikit-learn", "scikit-image", "xgboost", "dlib-bin",
-                "skl2onnx", "onnxruntime", "joblib"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def git_commit() -> str | None:
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False,
-                              timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def write_grid_results(out_dir, summary, folds, run: dict):
-    """summary.csv, folds.csv, summary.md, run.json under ``out_dir``."""
-    import csv
-    import json
-    import platform
-    from pathlib import Path
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = sorted(summary, key=lambda r: r.get("rank_test_accuracy", 0))
-    for name, rows in (("summary.csv", summary), ("folds.csv", folds)):
-        if not rows:
-            continue
-        with open(out / name, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
-    run = {**run, "versions": versions(), "git_commit": git_commit(),
-           "python": platform.python_version()}
-    (out / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
-    lines = [("| Rank | Features | Classifier | Params | Accuracy | Macro-F1 | Balanced Acc. | "
-              "Fit s |"), "|---|---|---|---|---|---|---|---|"]
-    for r in summary:
-        fp = "" if r["feature_params"] == "{}" else f" {r['feature_params']}"
-        lines.append(
-            f"| {r.get('rank_test_accuracy', '')} | {r['features']}{fp} | {r['classifier']} | "
-            f"`{r['params']}` | {r['mean_test_accuracy']:.4f} ± {r['std_test_accuracy']:.4f} | "
-            f"{r.get('mean_test_f1_macro', float('nan')):.4f} | "
-            f"{r.get('mean_test_balanced_accuracy', float('nan')):.4f} | "
-            f"{r['mean_fit_time']:.1f} |")
-    (out / "summary.md").write_text(
-        f"# Grid: {run.get('dataset', '')}\n\nCV: {run.get('cv', '')}; generated from "
-        f"summary.csv by `classicfer grid`.\n\nCommand: `{run.get('command', '')}`\n\n"
-        + "\n".join(lines) + "\n")
-    return out

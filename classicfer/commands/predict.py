@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..config import IMAGE_EXTENSIONS, is_image_file
 from ._common import handle_errors
 from ._runtime_opts import make_predictor, predictor_options
-
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm",
-              ".ppm", ".pbm", ".pnm", ".jfif"}
 
 
 def demo_image():
@@ -28,10 +26,9 @@ def expand_inputs(inputs):
     for raw in inputs:
         p = Path(raw)
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file()
-                           and f.suffix.lower() in IMAGE_EXTS)
+            files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
             if not files:
-                msg = f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_EXTS))})"
+                msg = f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
                 out.append((p, msg))
             out.extend((f, None) for f in files)
         else:

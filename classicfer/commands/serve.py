@@ -68,15 +68,15 @@ def serve(host, port, workers, max_pending, max_upload_mb, max_pixels, rate, hea
            http://127.0.0.1:8000/predict
       curl -s -F image=@face.jpg http://127.0.0.1:8000/predict
     """
-    try:
-        import uvicorn
-
-        from ..serve import ServeLimits, allowed_hosts_for, create_app
-        from ..serve.server import make_config
-    except ImportError as e:
+    missing = missing_serve_extra()
+    if missing:
         raise click.ClickException(
-            f"classicfer serve needs the serve extra ({e.name} is not installed): "
-            f"pip install 'classicfer[serve]'") from None
+            f"classicfer serve needs the serve extra ({missing} is not installed): "
+            f"pip install 'classicfer[serve]'")
+    import uvicorn
+
+    from ..serve import ServeLimits, allowed_hosts_for, create_app
+    from ..serve.server import make_config
 
     limits = ServeLimits(max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                          max_pixels=max_pixels, workers=workers,
@@ -99,6 +99,23 @@ def serve(host, port, workers, max_pending, max_upload_mb, max_pixels, rate, hea
     config = make_config(app, host, port, header_timeout=header_timeout,
                          max_connections=max_connections, access_log=access_log)
     uvicorn.Server(config).run()
+
+
+def missing_serve_extra() -> str | None:
+    """The first package of the serve extra that is not installed, or None.
+
+    Only the optional packages are looked up (without importing them), so an error
+    inside classicfer's own serve modules is raised as it is, not reported as a
+    missing extra.
+    """
+    from importlib.util import find_spec
+
+    for module in ("starlette", "uvicorn"):
+        if find_spec(module) is None:
+            return module
+    if find_spec("python_multipart") is None and find_spec("multipart") is None:
+        return "python-multipart"
+    return None
 
 
 def _single_thread_libraries():

@@ -15,7 +15,8 @@ from ._common import data_options, handle_errors
 @click.option("--epochs", default=20, show_default=True, type=click.IntRange(1),
               help="Epochs of the one-cycle schedule.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Output folder: checkpoints/, model/ (ONNX + model.json), metrics.json.")
+              help="Output folder: checkpoints/, model/ (ONNX + model.json), metrics.json, "
+                   "run.json.")
 @click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1))
 @click.option("--lr", default=3e-3, show_default=True, type=float, help="Peak learning rate.")
 @click.option("--arch", type=click.Choice(ARCHITECTURES), default=None,
@@ -80,7 +81,10 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, arch, wid
     require_torch()
     from ..cnn_head.train import train_on_dataset
     from ..datasets import load_dataset
+    from ..datasets.manifest import dataset_record
+    from ..evaluation import split_metrics
     from ..exceptions import ConfigError
+    from ..provenance import run_record
 
     model_config = _model_config(arch, widths, attention)
     if not teachers and (distill is not None or distill_t is not None):
@@ -94,6 +98,7 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, arch, wid
     if targets == "votes" and ds.votes is None:
         raise ConfigError(f"--targets votes needs a dataset with annotators' votes (FER+, "
                           f"--format ferplus); this {ds.name} dataset has none")
+    run = run_record(dataset=dataset_record(ds), seed=seed, epochs=epochs, size=side)
     ds = _resized(ds, side)
     if label_smoothing is None:
         label_smoothing = 0.0 if targets == "votes" else 0.1
@@ -102,7 +107,8 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, arch, wid
                          progress=not quiet, batch_size=batch_size, lr=lr,
                          label_smoothing=label_smoothing, seed=seed, threads=threads or None,
                          resume=resume, stop_after=stop_after, swa=swa, teachers=teachers,
-                         targets=targets,
+                         targets=targets, run=run,
+                         score=lambda y_true, y_pred: split_metrics(y_true, y_pred, split="test"),
                          **({"distill": 0.5 if distill is None else distill,
                              "distill_temperature": 2.0 if distill_t is None else distill_t}
                             if teachers else {}),
@@ -111,8 +117,8 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, arch, wid
     click.echo(f"best epoch {m['best_epoch']}"
                + (f", val accuracy {m['val_accuracy']:.4f}" if m["val_accuracy"] is not None
                   else "")
-               + (f", test accuracy {m['test_accuracy']:.4f}, macro-F1 {m['test_macro_f1']:.4f}"
-                  if "test_accuracy" in m else ""))
+               + (f", test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f}"
+                  if m.get("split") == "test" else ""))
     click.echo(f"model: {out_dir}/model (ONNX parity max abs diff "
                f"{m['onnx_parity_max_abs_diff']:.2e})")
 

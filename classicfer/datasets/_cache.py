@@ -24,20 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import cache_root
 from ._base import Dataset
 
 #: Bump when loaders change what they return for the same files.
 CACHE_VERSION = 4
-_OFF = {"", "0", "off", "no", "false", "none"}
-
-
-def cache_root() -> Path | None:
-    """The classicfer cache folder, or None when disabled by ``CLASSICFER_CACHE=off``."""
-    env = os.environ.get("CLASSICFER_CACHE")
-    if env is not None:
-        return None if env.strip().lower() in _OFF else Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "classicfer"
 
 
 def _inside_source_tree(folder: Path) -> bool:

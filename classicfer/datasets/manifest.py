@@ -105,6 +105,13 @@ def dataset_manifest(ds: Dataset) -> dict:
     }
 
 
+def dataset_record(ds: Dataset) -> dict:
+    """What a run record says about ``ds``: ``name``, ``root`` (absolute), ``format``,
+    ``n_images`` and ``manifest_sha256`` (:func:`manifest_hash`)."""
+    return {"name": ds.name, "root": os.path.abspath(ds.root) if ds.root else "",
+            "format": ds.format, "n_images": len(ds), "manifest_sha256": manifest_hash(ds)}
+
+
 def write_manifest(ds: Dataset, path) -> dict:
     """Write :func:`dataset_manifest` of ``ds`` as JSON to ``path``; return it."""
     from ..exceptions import DataError
@@ -122,6 +129,7 @@ def write_manifest(ds: Dataset, path) -> dict:
 __all__ = [
     "MANIFEST_VERSION",
     "dataset_manifest",
+    "dataset_record",
     "file_hashes",
     "manifest_hash",
     "write_manifest",

@@ -2,8 +2,12 @@
 
 A classicfer pipeline (features + classifier), any sklearn estimator, or a
 deployment folder (ONNX + sidecar) is run through the same protocols
-(:data:`PROTOCOLS`) and the same report writer, so the CNN head and the
-classical models are measured the same way.
+(:data:`PROTOCOLS`; within one dataset, a scikit-learn CV object from :func:`make_cv`) and the
+same report writer, so the CNN head and the classical models are measured the
+same way. :func:`run_grid` (``classicfer grid``) searches features x classifiers x
+parameters with ``GridSearchCV`` on the same CV objects. Every result names its
+figures :data:`METRICS` (``accuracy``, ``balanced_accuracy``, ``macro_f1``, plus
+``per_class``).
 
 Example
 -------
@@ -15,8 +19,17 @@ Example
 """
 
 from ._compare import compare_markdown, load_runs, write_compare
+from ._grid import grid_cv, run_grid, write_grid_results
 from ._harness import EvaluationResult, evaluate
-from ._metrics import bootstrap_accuracy_ci, classification_metrics, fold_summary, top_confusions
+from ._metrics import (
+                       METRICS,
+                       SCORERS,
+                       bootstrap_accuracy_ci,
+                       classification_metrics,
+                       fold_summary,
+                       split_metrics,
+                       top_confusions,
+)
 from ._models import (
                        ModelSpec,
                        PrefitClassifier,
@@ -27,11 +40,14 @@ from ._models import (
                        spec_name,
 )
 from ._protocols import (
+                       CV_SCHEMES,
                        PROTOCOLS,
+                       CVPlan,
                        applicable_protocols,
                        check_protocol,
                        default_protocol,
                        leave_one_subject_out,
+                       make_cv,
                        subject_kfold,
 )
 from ._report import (
@@ -43,10 +59,12 @@ from ._report import (
 )
 
 __all__ = [
-    "PROTOCOLS", "REPORT_FILES", "EvaluationResult", "ModelSpec", "PrefitClassifier",
-    "applicable_protocols", "bootstrap_accuracy_ci", "check_protocol", "classification_metrics",
-    "compare_markdown", "confusions_markdown", "default_protocol", "evaluate", "fold_summary",
-    "leave_one_subject_out", "load_deployed", "load_runs", "model_from_estimator",
-    "model_from_path", "model_from_spec", "read_predictions", "report_dir", "spec_name",
-    "subject_kfold", "top_confusions", "write_compare", "write_report",
+    "CV_SCHEMES", "METRICS", "PROTOCOLS", "REPORT_FILES", "SCORERS", "CVPlan",
+    "EvaluationResult", "ModelSpec", "PrefitClassifier", "applicable_protocols",
+    "bootstrap_accuracy_ci", "check_protocol", "classification_metrics", "compare_markdown",
+    "confusions_markdown", "default_protocol", "evaluate", "fold_summary", "grid_cv",
+    "leave_one_subject_out", "load_deployed", "load_runs", "make_cv", "model_from_estimator",
+    "model_from_path", "model_from_spec", "read_predictions", "report_dir", "run_grid",
+    "spec_name", "split_metrics", "subject_kfold", "top_confusions", "write_compare",
+    "write_grid_results", "write_report",
 ]

@@ -1,4 +1,12 @@
-"""Run a protocol for a model and collect every prediction."""
+"""Run a protocol for a model and collect every prediction.
+
+:func:`evaluate` runs named steps: resolve the protocol, decide which rows and classes
+are scored (:class:`_Scored`), split them with the protocol's scikit-learn CV object
+(:func:`~classicfer.evaluation.make_cv`), compute stateless features once
+(:class:`_Features`), then per fold fit (a parameter grid is searched by ``GridSearchCV``
+on the ``PredefinedSplit`` train -> val) and predict, and collect an
+:class:`EvaluationResult`. CPU seconds are counted per call (:class:`_Clock`).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,22 @@ import numpy as np
 
 from ..exceptions import ConfigError, DataError, ModelError
 from ..labels import label_order
-from ._metrics import bootstrap_accuracy_ci, classification_metrics, fold_summary
+from ._metrics import METRICS, bootstrap_accuracy_ci, classification_metrics, fold_summary
 from ._models import ModelSpec, PrefitClassifier, model_from_estimator
-from ._protocols import check_protocol, default_protocol, leave_one_subject_out, subject_kfold
+from ._protocols import check_protocol, default_protocol, make_cv
+
+
+@dataclass
+class _Clock:
+    """Process CPU seconds spent fitting and predicting in one :func:`evaluate` call."""
+
+    start: float = field(default_factory=time.process_time)
+    fit: float = 0.0
+    predict: float = 0.0
+
+    def summary(self) -> dict:
+        return {"total_cpu_seconds": time.process_time() - self.start,
+                "fit_cpu_seconds": self.fit, "predict_cpu_seconds": self.predict}
 
 
 @dataclass
@@ -168,10 +189,11 @@ def _scores(est, X, labels):
     return _align(raw, classes, labels), kind
 
 
-def _predict(est, X, labels, restrict: bool):
+def _predict(est, X, labels, restrict: bool, clock: _Clock):
     """Predicted labels, aligned scores, their kind and the predict time of one test fold.
 
-    The rows go to the model :data:`PREDICT_BATCH` at a time.
+    The rows go to the model :data:`PREDICT_BATCH` at a time; the CPU time is added to
+    ``clock``.
     """
     t0 = time.perf_counter()
     c0 = time.process_time()
@@ -187,7 +209,7 @@ def _predict(est, X, labels, restrict: bool):
         proba, kind = _scores(est, X, labels)
         if restrict and proba is not None:
             pred = np.asarray(labels)[np.argmax(proba, axis=1)]
-    _CPU["predict"] += time.process_time() - c0
+    clock.predict += time.process_time() - c0
     return pred, proba, kind, pred_time
 
 
@@ -205,14 +227,17 @@ def _model_labels(est):
     return [str(c) for c in getattr(est, "classes_", [])]
 
 
+def _routed(spec: ModelSpec, params: dict) -> dict:
+    """``params`` in the estimator's own names (a classicfer spec routes ``C``, ``pca``...)."""
+    return spec.route(params) if spec.route is not None else dict(params)
+
+
 def _build(spec: ModelSpec, params: dict | None):
     from sklearn.base import clone
 
-    if spec.factory is not None and params:
-        return spec.factory(params)
     est = clone(spec.estimator)
     if params:
-        est.set_params(**params)
+        est.set_params(**_routed(spec, params))
     return est
 
 
@@ -229,6 +254,12 @@ def _stateless(step) -> bool:
         return False
 
 
+def _candidates(spec: ModelSpec) -> list[dict]:
+    """Every combination of the grid's values, in ``ParameterGrid`` order (sorted keys)."""
+    keys = sorted(spec.grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(spec.grid[k] for k in keys))]
+
+
 def _precomputable(spec: ModelSpec) -> bool:
     """True when the pipeline starts with a stateless feature step shared by every fit."""
     from sklearn.pipeline import Pipeline
@@ -237,14 +268,13 @@ def _precomputable(spec: ModelSpec) -> bool:
     if not isinstance(est, Pipeline) or len(est.steps) < 2 or not _stateless(est.steps[0][1]):
         return False
     first = repr(est.steps[0][1])
-    for combo in itertools.product(*(spec.grid[k] for k in sorted(spec.grid))):
-        params = dict(zip(sorted(spec.grid), combo))
+    for params in _candidates(spec):
         if repr(_build(spec, params).steps[0][1]) != first:
             return False  # the grid changes the features: compute them per candidate
     return True
 
 
-def _fit(spec: ModelSpec, params: dict | None, X, y, *, head: bool = False):
+def _fit(spec: ModelSpec, params: dict | None, X, y, *, head: bool, clock: _Clock):
     """Fit a fresh copy (``head``: only the steps after the precomputed features)."""
     est = _build(spec, params)
     if head:
@@ -252,12 +282,326 @@ def _fit(spec: ModelSpec, params: dict | None, X, y, *, head: bool = False):
     t0 = time.perf_counter()
     c0 = time.process_time()
     est.fit(X, y)
-    _CPU["fit"] += time.process_time() - c0
+    clock.fit += time.process_time() - c0
     return est, time.perf_counter() - t0
 
 
-#: process CPU seconds spent in fit/predict during the current evaluate() call
-_CPU = {"fit": 0.0, "predict": 0.0}
+# --------------------------------------------------------------------------- steps
+def _resolve_protocol(spec, dataset, protocol, test_dataset, folds):
+    """``(protocol, test dataset)``; a one-line error when they do not go together."""
+    if protocol == "cross-dataset" or test_dataset is not None:
+        if protocol not in (None, "cross-dataset"):
+            raise ConfigError(f"a second (test) dataset only goes with --protocol "
+                              f"cross-dataset, not {protocol!r}")
+        if test_dataset is None:
+            raise ConfigError("protocol 'cross-dataset' needs a dataset to test on "
+                              "(--test-data)")
+        if dataset is None and not spec.prefit:
+            raise ConfigError("protocol 'cross-dataset' needs data to fit the model on (--data)")
+        return "cross-dataset", test_dataset
+    if dataset is None:
+        raise ConfigError("no dataset given")
+    protocol = protocol or default_protocol(dataset, folds=folds)
+    check_protocol(dataset, protocol, folds=folds, prefit=spec.prefit)
+    return protocol, dataset
+
+
+def _check_grid(spec, protocol) -> None:
+    if spec.grid and protocol != "official":
+        raise ConfigError(f"parameter lists (a grid: {', '.join(sorted(spec.grid))}) are only "
+                          f"searched by --protocol official (selection on the val split); "
+                          f"give one value per parameter for {protocol!r}")
+
+
+@dataclass
+class _Scored:
+    """The rows and classes one run scores.
+
+    ``rows`` index the test dataset as loaded, ``y`` are their labels after the label
+    map; ``fit_rows``/``fit_y`` the rows of the fit dataset (cross-dataset only).
+    """
+
+    rows: np.ndarray
+    y: np.ndarray
+    labels: list
+    fit_rows: np.ndarray | None = None
+    fit_y: np.ndarray | None = None
+    restrict: bool = False  # a prefit model's predictions limited to ``labels``
+    notes: list = field(default_factory=list)
+
+
+def _scored(spec, dataset, test_ds, protocol, label_map, shared_classes) -> _Scored:
+    """Which rows and classes are scored: mapped labels, the classes the model shares."""
+    rows, y = _apply_map(test_ds, label_map)
+    if len(rows) == 0:
+        raise DataError(f"{test_ds.name}: no rows left after --map")
+    sc = _Scored(rows, y, label_order(y))
+    if protocol == "cross-dataset" and not spec.prefit:
+        sc.fit_rows, sc.fit_y = _apply_map(dataset, label_map)
+        model_classes = label_order(sc.fit_y)
+    elif spec.prefit:
+        model_classes = _model_labels(spec.estimator)
+    else:
+        model_classes = sc.labels
+    if set(model_classes) != set(sc.labels):
+        if not (shared_classes or protocol == "cross-dataset"):
+            raise _mismatch(model_classes, sc.labels, test_ds.name)
+        _share(sc, spec, model_classes, test_ds.name)
+    return sc
+
+
+def _mismatch(model_classes, data_classes, name) -> ModelError:
+    lacks = sorted(set(data_classes) - set(model_classes))
+    extra = sorted(set(model_classes) - set(data_classes))
+    detail = "; ".join(x for x in (
+        f"the dataset has {', '.join(lacks)} which the model lacks" if lacks else "",
+        f"the model predicts {', '.join(extra)} which the dataset lacks" if extra else "",
+    ) if x)
+    return ModelError(f"model classes ({', '.join(model_classes)}) do not match "
+                      f"{name}'s ({', '.join(data_classes)}): {detail}; map them "
+                      f"with --map OLD=NEW (OLD= drops a class), or score the shared "
+                      f"classes with --shared-classes or --protocol cross-dataset")
+
+
+def _share(sc: _Scored, spec, model_classes, name) -> None:
+    """Keep only the classes the model and the data share (rows, labels, notes)."""
+    data_classes = sc.labels
+    labels = [c for c in data_classes if c in set(model_classes)]
+    if not labels:
+        raise ModelError(f"the model's classes ({', '.join(model_classes)}) and the "
+                         f"dataset's ({', '.join(data_classes)}) share none")
+    dropped = sorted(set(data_classes) - set(labels))
+    extra = sorted(set(model_classes) - set(labels))
+    if dropped:
+        sc.notes.append(f"{name} rows of {', '.join(dropped)} dropped (the model "
+                        f"does not know these classes)")
+    if extra and spec.prefit:
+        sc.notes.append(f"predictions restricted to the {len(labels)} shared classes "
+                        f"(the model's {', '.join(extra)} never predicted)")
+    elif extra:
+        sc.notes.append(f"fitted on the {len(labels)} shared classes only (rows of "
+                        f"{', '.join(extra)} left out of the training data)")
+    sc.restrict = bool(extra) and spec.prefit
+    keep = np.isin(sc.y, labels)
+    sc.rows, sc.y, sc.labels = sc.rows[keep], sc.y[keep], labels
+    if sc.fit_rows is not None:
+        keep = np.isin(sc.fit_y, labels)
+        sc.fit_rows, sc.fit_y = sc.fit_rows[keep], sc.fit_y[keep]
+
+
+def _model_notes(spec, sc: _Scored, flip: bool) -> bool:
+    """Notes on how the model is treated; returns ``flip`` (never for a prefit model)."""
+    est = spec.estimator
+    if sc.restrict and not (hasattr(est, "predict_proba") or hasattr(est, "decision_function")):
+        sc.notes.append("the model gives no scores, so predictions outside the shared classes "
+                        "count as errors")
+    if spec.prefit:
+        sc.notes.append("prefit model: not refitted; fit time is not measured")
+        return False
+    if flip:
+        sc.notes.append("training crops augmented with their mirror images (test crops as "
+                        "they are)")
+    return flip
+
+
+def _plan(spec, sc: _Scored, protocol, dataset, test_ds, folds, seed):
+    """``([(train, val, test) positions into sc.rows, ...], splitter description)``."""
+    empty = np.array([], int)
+    if protocol == "cross-dataset":
+        plan = [(None, empty, np.arange(len(sc.rows)))]
+        splitter = (f"fit {dataset.name}, test all of {test_ds.name}" if dataset is not None
+                    and not spec.prefit else f"prefit model, test all of {test_ds.name}")
+    else:
+        grouped = protocol in ("subject-kfold", "loso")
+        subj = np.asarray(test_ds.subjects)[sc.rows] if grouped else None
+        split = np.asarray(test_ds.splits)[sc.rows]
+        cv = make_cv(protocol, labels=sc.y, groups=subj, splits=split, n_splits=folds,
+                     seed=seed)
+        val = np.flatnonzero(split == "val") if protocol == "official" else empty
+        plan = [(tr, val, te) for tr, te in cv.folds(sc.y, subj)]
+        splitter = cv.description
+    if spec.prefit:
+        plan = [(empty, empty, te) for _, _, te in plan]
+    if not plan or any(len(te) == 0 for _, _, te in plan):
+        raise DataError(f"{test_ds.name}: protocol {protocol!r} leaves an empty test set")
+    return plan, splitter
+
+
+class _Features:
+    """The model's input at any scored position: stateless features (HOG, LBP...) are
+    computed once for every row instead of once per fold, and their cost per image is
+    added back to each fold's fit and predict times (``per_img``)."""
+
+    def __init__(self, spec, sc: _Scored, protocol, dataset, test_ds, flip: bool):
+        self.sc, self.flip = sc, flip
+        self.images = test_ds.images
+        self.fit_images = dataset.images if sc.fit_rows is not None else None
+        self.test = self.fit = self.flipped = None
+        self.per_img = 0.0
+        if not spec.prefit and _precomputable(spec):
+            self._precompute(spec.estimator.steps[0][1])
+
+    @property
+    def head(self) -> bool:
+        """True when the features are precomputed (fit and predict only the head)."""
+        return self.test is not None
+
+    def _precompute(self, feat) -> None:
+        sc = self.sc
+        t0 = time.perf_counter()
+        self.test = feat.transform(_take(self.images, sc.rows))
+        n_done = len(sc.rows)
+        if self.fit_images is not None:
+            fit_images = _take(self.fit_images, sc.fit_rows)
+            self.fit = feat.transform(fit_images)
+            if self.flip:
+                self.fit = np.concatenate([self.fit, feat.transform(_mirror(fit_images))])
+            n_done += len(sc.fit_rows) * (2 if self.flip else 1)
+        elif self.flip:
+            self.flipped = feat.transform(_mirror(_take(self.images, sc.rows)))
+            n_done += len(sc.rows)
+        self.per_img = (time.perf_counter() - t0) / max(n_done, 1)
+
+    def at(self, pos):
+        """Model input of the scored rows at ``pos``."""
+        return self.test[pos] if self.test is not None else _take(self.images, self.sc.rows[pos])
+
+    def train(self, pos):
+        """Training input and labels at ``pos`` (plus their mirror images with ``flip``)."""
+        X, y = self.at(pos), self.sc.y[pos]
+        if not self.flip:
+            return X, y
+        Xf = self.flipped[pos] if self.flipped is not None else _mirror(X)
+        return np.concatenate([X, Xf]), np.concatenate([y, y])
+
+    def fit_set(self):
+        """Cross-dataset: every (kept) row of the fit dataset, and its labels."""
+        sc = self.sc
+        X = self.fit if self.head else _take(self.fit_images, sc.fit_rows)
+        if not self.flip:
+            return X, sc.fit_y
+        if not self.head:
+            X = np.concatenate([X, _mirror(X)])
+        return X, np.concatenate([sc.fit_y, sc.fit_y])
+
+
+@dataclass
+class _Run:
+    """What every fold of one :func:`evaluate` call shares."""
+
+    spec: ModelSpec
+    protocol: str
+    sc: _Scored
+    feats: _Features
+    clock: _Clock
+    name: str  # of the test dataset, for messages
+
+
+def _concat(a, b):
+    return a + b if isinstance(a, list) else np.concatenate([a, b])
+
+
+def _select(run: _Run, X_tr, y_tr, va):
+    """Search the grid with ``GridSearchCV`` on the ``PredefinedSplit`` train -> val, then fit
+    the best candidate on the training rows.
+
+    Returns the fitted estimator, its fit time, the selection table and its parameters.
+    """
+    from sklearn.model_selection import GridSearchCV, PredefinedSplit
+
+    spec, feats = run.spec, run.feats
+    if len(va) == 0:
+        raise DataError(f"{run.name}: a parameter grid needs a val split")
+    candidates = _candidates(spec)
+    base = _build(spec, None)
+    search = GridSearchCV(base[1:] if feats.head else base,
+                          [{k: [v] for k, v in _routed(spec, p).items()} for p in candidates],
+                          scoring="accuracy", refit=False, error_score="raise",
+                          cv=PredefinedSplit(np.r_[np.full(len(y_tr), -1),
+                                                   np.zeros(len(va), int)]))
+    c0 = time.process_time()
+    search.fit(_concat(X_tr, feats.at(va)), np.concatenate([y_tr, run.sc.y[va]]))
+    run.clock.fit += time.process_time() - c0
+    res = search.cv_results_
+    per = feats.per_img * len(y_tr)
+    selection = [{"params": p, "val_accuracy": float(res["mean_test_score"][i]),
+                  "fit_time": float(res["mean_fit_time"][i]) + per}
+                 for i, p in enumerate(candidates)]
+    best = candidates[int(np.argmax(res["mean_test_score"]))]  # the first of equal scores
+    est, fit_time = _fit(spec, best, X_tr, y_tr, head=feats.head, clock=run.clock)
+    return est, fit_time + per, selection, best
+
+
+def _fit_fold(run: _Run, k: int, tr, va):
+    """``(estimator, fit time or None, n_train, selection, selected params)`` of fold ``k``."""
+    spec, feats = run.spec, run.feats
+    if spec.prefit:
+        return spec.estimator, None, 0, [], {}
+    X_tr, y_tr = feats.fit_set() if run.protocol == "cross-dataset" else feats.train(tr)
+    if len(set(y_tr)) < 2:
+        raise DataError(f"fold {k}: the training rows hold fewer than 2 classes")
+    if spec.grid:
+        est, fit_time, selection, selected = _select(run, X_tr, y_tr, va)
+        return est, fit_time, len(y_tr), selection, selected
+    est, fit_time = _fit(spec, None, X_tr, y_tr, head=feats.head, clock=run.clock)
+    return est, fit_time + feats.per_img * len(y_tr), len(y_tr), [], {}
+
+
+def _run_fold(run: _Run, k: int, tr, va, te) -> dict:
+    """Fit and predict fold ``k``; its fold row, predictions and selection."""
+    est, fit_time, n_train, selection, selected = _fit_fold(run, k, tr, va)
+    pred, proba, kind, pred_time = _predict(est, run.feats.at(te), run.sc.labels,
+                                            run.sc.restrict, run.clock)
+    fm = classification_metrics(run.sc.y[te], pred, run.sc.labels)
+    row = {"fold": k, "n_train": int(n_train), "n_test": len(te),
+           **{f"test_{m}": fm[m] for m in METRICS},
+           "fit_time": None if fit_time is None else float(fit_time),
+           "predict_time": float(pred_time + run.feats.per_img * len(te))}
+    return {"row": row, "pred": pred, "proba": proba, "kind": kind, "te": te,
+            "selection": selection, "selected": selected}
+
+
+def _score_kind(kinds) -> str | None:
+    out = None
+    for kind in kinds:
+        out = kind if out in (None, kind) else "mixed"
+    return out
+
+
+def _result(run: _Run, outs, dataset, test_ds, splitter, seed, label_map) -> EvaluationResult:
+    """The :class:`EvaluationResult` of every fold's predictions, in row order."""
+    spec, sc = run.spec, run.sc
+    pos = np.concatenate([o["te"] for o in outs])
+    order = np.argsort(pos, kind="stable")
+    pos = pos[order]
+    probas = [o["proba"] for o in outs]
+    proba = None if any(p is None for p in probas) else np.concatenate(probas)[order]
+    desc = dict(spec.description)
+    if run.feats.head:
+        desc["features_precomputed"] = True
+        desc["feature_seconds_per_image"] = run.feats.per_img
+    # Where the model learned: the protocol's own rows, --data for cross-dataset, or
+    # (prefit) what its sidecar says.
+    if dataset is not None and (not spec.prefit or run.protocol == "cross-dataset"):
+        train_name = dataset.name
+    else:
+        train_name = str((desc.get("training") or {}).get("dataset") or "") or None
+    subj = None if test_ds.subjects is None else np.asarray(test_ds.subjects)[sc.rows]
+    return EvaluationResult(
+        dataset=(f"{train_name or 'prefit'}-to-{test_ds.name}"
+                 if run.protocol == "cross-dataset" else test_ds.name),
+        protocol=run.protocol, model=spec.name, model_kind=spec.kind, labels=list(sc.labels),
+        rows=sc.rows[pos], y_true=sc.y[pos],
+        y_pred=np.concatenate([o["pred"] for o in outs])[order].astype(str),
+        proba=proba, score_kind=None if proba is None else _score_kind(o["kind"] for o in outs),
+        fold=np.concatenate([np.full(len(o["te"]), o["row"]["fold"]) for o in outs])[order],
+        folds=[o["row"] for o in outs], paths=np.asarray(test_ds.paths)[sc.rows[pos]],
+        subjects=None if subj is None else subj[pos], seed=seed, splitter=splitter,
+        model_description=desc, cpu=run.clock.summary(),
+        selection=[s for o in outs for s in o["selection"]],
+        selected_params=next((o["selected"] for o in reversed(outs) if o["selected"]), {}),
+        notes=sc.notes, label_map=label_map, train_dataset=train_name,
+    )
 
 
 def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
@@ -293,6 +637,11 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
     progress : callable, optional
         Wraps the fold iterator (e.g. a tqdm bar).
 
+    Returns
+    -------
+    EvaluationResult
+        Every test prediction, per-fold figures and timings.
+
     Raises
     ------
     DataError, ConfigError, ModelError
@@ -304,242 +653,16 @@ def evaluate(model, dataset, protocol: str | None = None, *, test_dataset=None,
     if name:
         spec.name = name
     label_map = dict(label_map or {})
-    if protocol == "cross-dataset" or test_dataset is not None:
-        if protocol not in (None, "cross-dataset"):
-            raise ConfigError(f"a second (test) dataset only goes with --protocol "
-                              f"cross-dataset, not {protocol!r}")
-        if test_dataset is None:
-            raise ConfigError("protocol 'cross-dataset' needs a dataset to test on "
-                              "(--test-data)")
-        protocol = "cross-dataset"
-        if dataset is None and not spec.prefit:
-            raise ConfigError("protocol 'cross-dataset' needs data to fit the model on (--data)")
-        test_ds = test_dataset
-    else:
-        if dataset is None:
-            raise ConfigError("no dataset given")
-        protocol = protocol or default_protocol(dataset, folds=folds)
-        check_protocol(dataset, protocol, folds=folds, prefit=spec.prefit)
-        test_ds = dataset
-    if spec.grid and protocol != "official":
-        raise ConfigError(f"parameter lists (a grid: {', '.join(sorted(spec.grid))}) are only "
-                          f"searched by --protocol official (selection on the val split); "
-                          f"give one value per parameter for {protocol!r}")
-
-    rows, y_all = _apply_map(test_ds, label_map)
-    if len(rows) == 0:
-        raise DataError(f"{test_ds.name}: no rows left after --map")
-    notes = []
-    data_classes = label_order(y_all)
-
-    # Which classes are scored.
-    fit_rows = fit_y = None
-    if protocol == "cross-dataset" and not spec.prefit:
-        fit_rows, fit_y = _apply_map(dataset, label_map)
-        model_classes = label_order(fit_y)
-    elif spec.prefit:
-        model_classes = _model_labels(spec.estimator)
-    else:
-        model_classes = data_classes
-    restrict = False
-    if set(model_classes) != set(data_classes):
-        if shared_classes or protocol == "cross-dataset":
-            labels = [c for c in data_classes if c in set(model_classes)]
-            if not labels:
-                raise ModelError(f"the model's classes ({', '.join(model_classes)}) and the "
-                                 f"dataset's ({', '.join(data_classes)}) share none")
-            dropped = sorted(set(data_classes) - set(labels))
-            extra = sorted(set(model_classes) - set(labels))
-            if dropped:
-                notes.append(f"{test_ds.name} rows of {', '.join(dropped)} dropped (the model "
-                             f"does not know these classes)")
-            if extra and spec.prefit:
-                notes.append(f"predictions restricted to the {len(labels)} shared classes "
-                             f"(the model's {', '.join(extra)} never predicted)")
-            elif extra:
-                notes.append(f"fitted on the {len(labels)} shared classes only (rows of "
-                             f"{', '.join(extra)} left out of the training data)")
-            restrict = bool(extra) and spec.prefit
-            keep = np.isin(y_all, labels)
-            rows, y_all = rows[keep], y_all[keep]
-            if fit_rows is not None:
-                keep = np.isin(fit_y, labels)
-                fit_rows, fit_y = fit_rows[keep], fit_y[keep]
-        else:
-            lacks = sorted(set(data_classes) - set(model_classes))
-            extra = sorted(set(model_classes) - set(data_classes))
-            detail = "; ".join(x for x in (
-                f"the dataset has {', '.join(lacks)} which the model lacks" if lacks else "",
-                f"the model predicts {', '.join(extra)} which the dataset lacks" if extra else "",
-            ) if x)
-            raise ModelError(f"model classes ({', '.join(model_classes)}) do not match "
-                             f"{test_ds.name}'s ({', '.join(data_classes)}): {detail}; map them "
-                             f"with --map OLD=NEW (OLD= drops a class), or score the shared "
-                             f"classes with --shared-classes or --protocol cross-dataset")
-    else:
-        labels = data_classes
-    if restrict and spec.prefit and not (hasattr(spec.estimator, "predict_proba")
-                                         or hasattr(spec.estimator, "decision_function")):
-        notes.append("the model gives no scores, so predictions outside the shared classes "
-                     "count as errors")
-    if spec.prefit:
-        notes.append("prefit model: not refitted; fit time is not measured")
-        flip = False
-    elif flip:
-        notes.append("training crops augmented with their mirror images (test crops as they are)")
-
-    subj_all = None if test_ds.subjects is None else np.asarray(test_ds.subjects)[rows]
-    split_all = np.asarray(test_ds.splits)[rows]
-
-    # The folds: (train positions into rows, val positions, test positions).
-    splitter = ""
-    if protocol == "official":
-        plan = [(np.flatnonzero(split_all == "train"), np.flatnonzero(split_all == "val"),
-                 np.flatnonzero(split_all == "test"))]
-        splitter = "fit train, select val, report test"
-    elif protocol == "split":
-        plan = [(np.flatnonzero(np.isin(split_all, ["train", "val"])), np.array([], int),
-                 np.flatnonzero(split_all == "test"))]
-        splitter = "fit train+val, report test"
-    elif protocol == "subject-kfold":
-        fl, splitter = subject_kfold(y_all, subj_all, n_splits=folds, seed=seed)
-        plan = [(tr, np.array([], int), te) for tr, te in fl]
-    elif protocol == "loso":
-        fl, splitter = leave_one_subject_out(subj_all)
-        plan = [(tr, np.array([], int), te) for tr, te in fl]
-    else:  # cross-dataset
-        plan = [(None, np.array([], int), np.arange(len(rows)))]
-        splitter = (f"fit {dataset.name}, test all of {test_ds.name}" if dataset is not None
-                    and not spec.prefit else f"prefit model, test all of {test_ds.name}")
-    if spec.prefit:
-        plan = [(np.array([], int), np.array([], int), te) for _, _, te in plan]
-    for _, _, te in plan:
-        if len(te) == 0:
-            raise DataError(f"{test_ds.name}: protocol {protocol!r} leaves an empty test set")
-
-    # Stateless features (HOG, LBP...) are computed once for every row, not once per
-    # fold; their cost per image is added back to each fold's fit and predict times.
-    _CPU.update(fit=0.0, predict=0.0)
-    cpu_start = time.process_time()
-    feats_test = feats_fit = feats_flip = None
-    per_img = 0.0
-    if not spec.prefit and _precomputable(spec):
-        feat = spec.estimator.steps[0][1]
-        t0 = time.perf_counter()
-        feats_test = feat.transform(_take(test_ds.images, rows))
-        n_done = len(rows)
-        if protocol == "cross-dataset":
-            feats_fit = feat.transform(_take(dataset.images, fit_rows))
-            n_done += len(fit_rows)
-        if flip:
-            if protocol == "cross-dataset":
-                feats_fit = np.concatenate([feats_fit, feat.transform(
-                    _mirror(_take(dataset.images, fit_rows)))])
-                n_done += len(fit_rows)
-            else:
-                feats_flip = feat.transform(_mirror(_take(test_ds.images, rows)))
-                n_done += len(rows)
-        per_img = (time.perf_counter() - t0) / max(n_done, 1)
-
-    def X_at(pos):
-        return feats_test[pos] if feats_test is not None else _take(test_ds.images, rows[pos])
-
-    def X_train(pos):
-        """Training rows at ``pos`` (plus their mirror images with ``flip``)."""
-        X = X_at(pos)
-        if not flip:
-            return X, y_all[pos]
-        Xf = feats_flip[pos] if feats_flip is not None else _mirror(X)
-        return np.concatenate([X, Xf]), np.concatenate([y_all[pos], y_all[pos]])
-
-    head = feats_test is not None
-    out_pred, out_proba, out_fold, out_pos = [], [], [], []
-    fold_rows, selection, selected = [], [], {}
-    score_kind = None
+    protocol, test_ds = _resolve_protocol(spec, dataset, protocol, test_dataset, folds)
+    _check_grid(spec, protocol)
+    sc = _scored(spec, dataset, test_ds, protocol, label_map, shared_classes)
+    flip = _model_notes(spec, sc, flip)
+    plan, splitter = _plan(spec, sc, protocol, dataset, test_ds, folds, seed)
+    clock = _Clock()
+    run = _Run(spec, protocol, sc, _Features(spec, sc, protocol, dataset, test_ds, flip), clock,
+               test_ds.name)
     it = list(enumerate(plan))
     if progress is not None:
         it = progress(it)
-    for k, (tr, va, te) in it:
-        fit_time = None
-        X_te = X_at(te)
-        if spec.prefit:
-            est = spec.estimator
-            n_train = 0
-        else:
-            if protocol == "cross-dataset":
-                X_tr = feats_fit if head else _take(dataset.images, fit_rows)
-                y_tr = fit_y
-                if flip:
-                    if not head:
-                        X_tr = np.concatenate([X_tr, _mirror(X_tr)])
-                    y_tr = np.concatenate([y_tr, y_tr])
-            else:
-                X_tr, y_tr = X_train(tr)
-            n_train = len(y_tr)
-            if len(set(y_tr)) < 2:
-                raise DataError(f"fold {k}: the training rows hold fewer than 2 classes")
-            if spec.grid:
-                if len(va) == 0:
-                    raise DataError(f"{test_ds.name}: a parameter grid needs a val split")
-                X_va, y_va = X_at(va), y_all[va]
-                keys = sorted(spec.grid)
-                best = None
-                for combo in itertools.product(*(spec.grid[k_] for k_ in keys)):
-                    params = dict(zip(keys, combo))
-                    est_c, t_c = _fit(spec, params, X_tr, y_tr, head=head)
-                    t_c += per_img * n_train
-                    acc = float(np.mean(est_c.predict(X_va).astype(str) == y_va))
-                    selection.append({"params": params, "val_accuracy": acc,
-                                      "fit_time": t_c})
-                    if best is None or acc > best[0]:
-                        best = (acc, params, est_c, t_c)
-                _, selected, est, fit_time = best
-            else:
-                est, fit_time = _fit(spec, None, X_tr, y_tr, head=head)
-                fit_time += per_img * n_train
-        pred, proba, kind, pred_time = _predict(est, X_te, labels, restrict)
-        pred_time += per_img * len(te)
-        score_kind = kind if score_kind in (None, kind) else "mixed"
-        y_te = y_all[te]
-        fm = classification_metrics(y_te, pred, labels)
-        fold_rows.append({"fold": k, "n_train": int(n_train), "n_test": len(te),
-                          "test_accuracy": fm["accuracy"],
-                          "test_balanced_accuracy": fm["balanced_accuracy"],
-                          "test_macro_f1": fm["macro_f1"],
-                          "fit_time": None if fit_time is None else float(fit_time),
-                          "predict_time": float(pred_time)})
-        out_pred.append(pred)
-        out_proba.append(proba)
-        out_fold.append(np.full(len(te), k))
-        out_pos.append(te)
-
-    pos = np.concatenate(out_pos)
-    order = np.argsort(pos, kind="stable")
-    pos = pos[order]
-    proba = None if any(p is None for p in out_proba) else np.concatenate(out_proba)[order]
-    if proba is None:
-        score_kind = None
-    desc = dict(spec.description)
-    cpu = {"total_cpu_seconds": time.process_time() - cpu_start,
-           "fit_cpu_seconds": _CPU["fit"], "predict_cpu_seconds": _CPU["predict"]}
-    if head:
-        desc["features_precomputed"] = True
-        desc["feature_seconds_per_image"] = per_img
-    # Where the model learned: the protocol's own rows, --data for cross-dataset, or
-    # (prefit) what its sidecar says.
-    if dataset is not None and (not spec.prefit or protocol == "cross-dataset"):
-        train_name = dataset.name
-    else:
-        train_name = str((desc.get("training") or {}).get("dataset") or "") or None
-    return EvaluationResult(
-        dataset=(f"{train_name or 'prefit'}-to-{test_ds.name}" if protocol == "cross-dataset"
-                 else test_ds.name),
-        protocol=protocol, model=spec.name, model_kind=spec.kind, labels=list(labels),
-        rows=rows[pos], y_true=y_all[pos], y_pred=np.concatenate(out_pred)[order].astype(str),
-        proba=proba, score_kind=score_kind, fold=np.concatenate(out_fold)[order],
-        folds=fold_rows, paths=np.asarray(test_ds.paths)[rows[pos]],
-        subjects=None if subj_all is None else subj_all[pos], seed=seed, splitter=splitter,
-        model_description=desc, cpu=cpu, selection=selection, selected_params=selected, notes=notes,
-        label_map=label_map,
-        train_dataset=train_name,
-    )
+    outs = [_run_fold(run, k, tr, va, te) for k, (tr, va, te) in it]
+    return _result(run, outs, dataset, test_ds, splitter, seed, label_map)

@@ -69,6 +69,47 @@ def classification_metrics(y_true, y_pred, labels) -> dict:
     }
 
 
+#: The metric names every classicfer result uses (metrics.json, grid summaries, sidecars,
+#: benchmarks), with the scikit-learn scorer that computes each in a grid search. Per
+#: fold and over folds they take scikit-learn's ``test_``, ``mean_test_``,
+#: ``std_test_`` prefixes (``mean_test_macro_f1``).
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+SCORERS = {"accuracy": "accuracy", "balanced_accuracy": "balanced_accuracy",
+           "macro_f1": "f1_macro"}
+
+
+def split_metrics(y_true, y_pred, labels=None, *, split: str) -> dict:
+    """The metric record of one scored split, as fit and train-cnn store it with a model.
+
+    Parameters
+    ----------
+    y_true, y_pred : (N,) array-like of str
+        True and predicted labels.
+    labels : list of str, optional
+        Classes of the per-class table and of macro-F1; by default those present in
+        ``y_true`` or ``y_pred`` (scikit-learn's default), in canonical order (other
+        names after them, sorted).
+    split : str
+        Which rows were scored (``"val"``, ``"test"``).
+
+    Returns
+    -------
+    dict
+        ``split``, ``n``, and :data:`METRICS` and ``per_class`` as
+        :func:`classification_metrics` computes them.
+    """
+    from ..labels import label_order
+
+    y_true = np.asarray(y_true).astype(str)
+    y_pred = np.asarray(y_pred).astype(str)
+    if labels is None:
+        present = set(y_true) | set(y_pred)
+        labels = label_order(present)
+        labels += sorted(present - set(labels))
+    m = classification_metrics(y_true, y_pred, labels)
+    return {"split": split, "n": len(y_true), **{k: m[k] for k in (*METRICS, "per_class")}}
+
+
 def bootstrap_accuracy_ci(y_true, y_pred, *, groups=None, n_boot=1000, level=0.95, seed=0):
     """Percentile bootstrap interval for accuracy.
 

@@ -1,7 +1,7 @@
 """Every kind of model behind one sklearn-like face.
 
 * a classicfer model spec (``features="hog+lbp", classifier="linear-svm"``) -> an
-  unfitted pipeline from :func:`classicfer.models.make_pipeline`, fitted per fold;
+  unfitted pipeline from :func:`classicfer.pipeline.make_pipeline`, fitted per fold;
 * any sklearn estimator: unfitted ones are cloned and fitted per fold, fitted ones
   are used as they are ("prefit");
 * a deployment folder (``model.onnx`` + ``model.json``) -> :class:`PrefitClassifier`
@@ -49,6 +49,10 @@ class PrefitClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
+        from sklearn.utils.validation import check_is_fitted
+
+        check_is_fitted(self, msg="This %(name)s has no model: pass model=... (e.g. "
+                        "classicfer.runtime.load_model(folder)); fit does not train one")
         p = np.asarray(self.model.predict_proba(X), dtype=float)
         if p.ndim != 2 or p.shape[1] != len(self.classes_):
             raise ModelError(f"model returned probabilities of shape {p.shape}; expected "
@@ -56,7 +60,8 @@ class PrefitClassifier(ClassifierMixin, BaseEstimator):
         return p
 
     def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)  # NotFittedError first, without a model
+        return self.classes_[np.argmax(proba, axis=1)]
 
 
 def load_deployed(path) -> PrefitClassifier:
@@ -87,7 +92,7 @@ class ModelSpec:
     prefit: bool
     description: dict = field(default_factory=dict)
     grid: dict = field(default_factory=dict)  # param name -> list of values (official only)
-    factory: object = None  # params -> new unfitted estimator (for grids over a spec)
+    route: object = None  # user params -> the estimator's own parameter names and values
 
 
 def _split_grid(params: dict) -> tuple[dict, dict]:
@@ -104,22 +109,27 @@ def spec_name(features, classifier) -> str:
 
 
 def model_from_spec(features, classifier, params=None, *, name=None) -> ModelSpec:
-    """An unfitted classicfer pipeline from a feature spec and a classifier name."""
-    try:
-        from ..models import make_pipeline
-    except ImportError:
-        raise ConfigError("model specs need classicfer.models.make_pipeline, which this "
-                          "installation lacks; pass --model FOLDER instead") from None
+    """An unfitted classicfer pipeline from a feature spec and a classifier name.
+
+    List values in ``params`` are a grid (searched on the val split by the official
+    protocol); every candidate is checked here, before anything is fitted.
+    """
+    from ..pipeline import check_param_values, make_pipeline, route_params
+
     feats = features if isinstance(features, str) else "+".join(features)
     fixed, grid = _split_grid(params or {})
     est = make_pipeline(feats, classifier, fixed)
+    for key, values in route_params(est, grid, grid=True).items():
+        if key not in ("reduce", "scale"):
+            for v in values:
+                check_param_values(est, {key: v})
 
-    def factory(extra):
-        return make_pipeline(feats, classifier, {**fixed, **extra})
+    def route(extra):
+        return route_params(est, extra)
 
     return ModelSpec(est, name or spec_name(feats, classifier), "pipeline", False,
                      {"features": feats, "classifier": classifier, "params": fixed}, grid,
-                     factory)
+                     route)
 
 
 #: File name endings of pickled estimators (joblib or pickle files).

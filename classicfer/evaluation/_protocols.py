@@ -20,9 +20,15 @@ test split) and ``cross-dataset`` (predict every row of B). Scoring it on the
 folds of ``subject-kfold``/``loso`` would just score it on the whole dataset in
 pieces, and if the model saw those images in training the figure would be
 meaningless, so the harness refuses and names the protocols that fit.
+
+:func:`make_cv` turns a protocol into a scikit-learn CV object (``PredefinedSplit`` for
+the official and split protocols, ``StratifiedGroupKFold`` for subject-kfold,
+``LeaveOneGroupOut`` for loso); the harness and the grid search both split with it.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
@@ -98,35 +104,116 @@ def check_protocol(dataset, protocol: str, *, folds: int = 10, prefit: bool = Fa
                     f"{', '.join(fits)}")
 
 
+#: The CV schemes of :func:`make_cv`: the within-dataset protocols, ``select`` (fit on
+#: ``train``, score on ``val``: the hyper-parameter selection split) and ``kfold``.
+CV_SCHEMES = ("official", "split", "select", "subject-kfold", "loso", "kfold")
+
+_PREDEFINED = {  # scheme -> (rows it uses, rows it tests, description)
+    "official": (("train", "test"), "test", "fit train, select val, report test"),
+    "split": (("train", "val", "test"), "test", "fit train+val, report test"),
+    "select": (("train", "val"), "val", "official split: fit on train, score on val"),
+}
+
+
+class CVPlan(NamedTuple):
+    """A scikit-learn CV object, the rows it splits, and a one-line description.
+
+    ``cv.split`` sees only ``rows`` (positions into the arrays given to
+    :func:`make_cv`): the official split leaves ``val`` out of its folds, for example.
+    """
+
+    cv: object
+    rows: np.ndarray
+    description: str
+
+    def folds(self, labels, groups=None) -> list:
+        """``[(train, test), ...]``: index arrays into the full arrays, not into ``rows``."""
+        import warnings
+
+        labels = np.asarray(labels)[self.rows]
+        g = None if groups is None else np.asarray(groups)[self.rows]
+        with warnings.catch_warnings():  # "least populated class has only k members"
+            warnings.simplefilter("ignore", UserWarning)
+            pairs = list(self.cv.split(np.zeros(len(self.rows)), labels, g))
+        out = [(self.rows[a], self.rows[b]) for a, b in pairs]
+        if g is not None:
+            subjects = np.asarray(groups)
+            for tr, te in out:
+                shared = set(subjects[tr]) & set(subjects[te])
+                assert not shared, f"subjects on both sides of a fold: {sorted(shared)[:5]}"
+        return out
+
+
+def make_cv(scheme: str, *, labels, groups=None, splits=None, n_splits: int = 10,
+            seed: int = 0) -> CVPlan:
+    """The scikit-learn CV object of a protocol.
+
+    Parameters
+    ----------
+    scheme : {'official', 'split', 'select', 'subject-kfold', 'loso', 'kfold'}
+        ``official``: :class:`~sklearn.model_selection.PredefinedSplit`, fit on ``train``,
+        test on ``test`` (``val`` left out, for selection); ``split``: fit on ``train`` +
+        ``val``, test on ``test``; ``select``: fit on ``train``, test on ``val``;
+        ``subject-kfold``: ``StratifiedGroupKFold(n_splits, shuffle=True,
+        random_state=seed)`` grouped by subject; ``loso``: ``LeaveOneGroupOut``;
+        ``kfold``: ``StratifiedKFold(n_splits, shuffle=True, random_state=seed)``.
+    labels : (N,) array-like
+        Class of each row.
+    groups : (N,) array-like, optional
+        Subject of each row (``subject-kfold``, ``loso``).
+    splits : (N,) array-like of str, optional
+        ``train``/``val``/``test`` of each row (the predefined schemes).
+    n_splits, seed : int
+        Number of folds and seed of the shuffled splitters.
+
+    Returns
+    -------
+    CVPlan
+        ``cv``, the ``rows`` it splits and the description recorded in reports
+        (the splitter's repr for the k-fold schemes).
+
+    Raises
+    ------
+    ConfigError
+        An unknown scheme, or a grouped scheme without ``groups``.
+    """
+    from sklearn.model_selection import (
+        LeaveOneGroupOut,
+        PredefinedSplit,
+        StratifiedGroupKFold,
+        StratifiedKFold,
+    )
+
+    n = len(labels)
+    if scheme in _PREDEFINED:
+        used, tested, desc = _PREDEFINED[scheme]
+        sp = np.asarray(splits if splits is not None else [""] * n).astype(str)
+        rows = np.flatnonzero(np.isin(sp, used))
+        return CVPlan(PredefinedSplit(np.where(sp[rows] == tested, 0, -1)), rows, desc)
+    if scheme in ("subject-kfold", "loso") and groups is None:
+        raise ConfigError(f"CV scheme {scheme!r} needs subject ids")
+    cv = {"subject-kfold": lambda: StratifiedGroupKFold(n_splits=n_splits, shuffle=True,
+                                                         random_state=seed),
+          "loso": LeaveOneGroupOut,
+          "kfold": lambda: StratifiedKFold(n_splits, shuffle=True, random_state=seed)}.get(scheme)
+    if cv is None:
+        raise ConfigError(f"unknown CV scheme {scheme!r}; choose from {', '.join(CV_SCHEMES)}")
+    cv = cv()
+    return CVPlan(cv, np.arange(n), repr(cv))
+
+
 def subject_kfold(labels, subjects, *, n_splits: int = 10, seed: int = 0):
-    """Stratified, subject-grouped folds: list of (train_idx, test_idx).
+    """Stratified, subject-grouped folds: list of (train_idx, test_idx), and the splitter's repr.
 
     Raises ``AssertionError`` if a subject ever lands on both sides (it cannot,
     by construction of :class:`~sklearn.model_selection.StratifiedGroupKFold`;
     the check guards against a regression).
     """
-    import warnings
-
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    cv = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    labels = np.asarray(labels)
-    subjects = np.asarray(subjects)
-    with warnings.catch_warnings():  # "least populated class has only k members"
-        warnings.simplefilter("ignore", UserWarning)
-        folds = list(cv.split(np.zeros(len(labels)), labels, subjects))
-    for tr, te in folds:
-        shared = set(subjects[tr]) & set(subjects[te])
-        assert not shared, f"subjects on both sides of a fold: {sorted(shared)[:5]}"
-    return folds, repr(cv)
+    plan = make_cv("subject-kfold", labels=labels, groups=subjects, n_splits=n_splits, seed=seed)
+    return plan.folds(labels, subjects), plan.description
 
 
 def leave_one_subject_out(subjects):
-    from sklearn.model_selection import LeaveOneGroupOut
-
-    cv = LeaveOneGroupOut()
-    subjects = np.asarray(subjects)
-    folds = list(cv.split(np.zeros(len(subjects)), groups=subjects))
-    for tr, te in folds:
-        assert not set(subjects[tr]) & set(subjects[te])
-    return folds, repr(cv)
+    """One fold per subject: list of (train_idx, test_idx), and the splitter's repr."""
+    plan = make_cv("loso", labels=np.zeros(len(subjects)), groups=subjects)
+    return plan.folds(np.zeros(len(subjects)), subjects), plan.description

@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
-import os
-import platform
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from ._metrics import top_confusions
+from ..datasets.manifest import dataset_record
+from ..provenance import run_record
+from ._metrics import METRICS, top_confusions
 from ._plots import plot_confusion, plot_misclassified
 
 #: Files every report folder holds (calibration/groups files are added when available).
 REPORT_FILES = ("metrics.json", "per_class.csv", "confusion.csv", "confusion.png",
                 "misclassified.png", "confusions.md", "predictions.csv", "folds.csv",
                 "run.json")
-
-_VERSIONS = ("classicfer", "numpy", "scikit-learn", "scikit-image", "opencv-contrib-python-headless",
-             "onnxruntime", "xgboost-cpu", "torch", "matplotlib")
-
 
 def _round(obj, nd=6):
     if isinstance(obj, float):
@@ -53,54 +46,6 @@ def safe_name(name: str) -> str:
 
 def report_dir(root, result) -> Path:
     return Path(root) / safe_name(result.dataset) / result.protocol / safe_name(result.model)
-
-
-def versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for pkg in _VERSIONS:
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def git_commit(cwd=None) -> dict:
-    """HEAD commit of the source tree and whether it has uncommitted changes."""
-    here = cwd or os.path.dirname(os.path.abspath(__file__))
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                              text=True, timeout=10, check=False).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True,
-                               timeout=10, check=False).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": head or None, "dirty": bool(dirty) if head else None}
-
-
-def manifest_hash(dataset) -> str:
-    """sha256 of the dataset's manifest (via classicfer.datasets.manifest when present)."""
-    try:
-        from ..datasets import manifest as _m
-    except ImportError:
-        _m = None
-    for fn in ("manifest_hash", "dataset_hash", "hash_manifest"):
-        f = getattr(_m, fn, None) if _m is not None else None
-        if callable(f):
-            try:
-                return str(f(dataset))
-            except (TypeError, AttributeError, ValueError, OSError):  # unknown API: own hash
-                break
-    root = os.path.abspath(dataset.root) if dataset.root else ""
-    h = hashlib.sha256()
-    subj = dataset.subjects if dataset.subjects is not None else [""] * len(dataset)
-    for p, lab, sp, s in sorted(zip(dataset.paths, dataset.labels, dataset.splits, subj)):
-        p = os.path.relpath(os.path.abspath(p), root) if root else str(p)
-        h.update(f"{p}\t{lab}\t{sp}\t{s}\n".encode())
-    return h.hexdigest()
 
 
 def _write_csv(path, header, rows) -> None:
@@ -238,11 +183,9 @@ def write_report(result, dataset, out_dir, *, command=None, n_boot: int = 1000,
     _write_csv(out / "confusion_normalized.csv", ["true\\predicted", *labels],
                [[c, *(f"{x:.6f}" for x in row)]
                 for c, row in zip(labels, m["confusion_normalized"])])
-    _write_csv(out / "folds.csv", ["fold", "n_train", "n_test", "test_accuracy",
-                                   "test_balanced_accuracy", "test_macro_f1", "fit_time",
-                                   "predict_time"],
-               [[f["fold"], f["n_train"], f["n_test"], f"{f['test_accuracy']:.6f}",
-                 f"{f['test_balanced_accuracy']:.6f}", f"{f['test_macro_f1']:.6f}",
+    _write_csv(out / "folds.csv", ["fold", "n_train", "n_test",
+                                   *(f"test_{k}" for k in METRICS), "fit_time", "predict_time"],
+               [[f["fold"], f["n_train"], f["n_test"], *(f"{f[f'test_{k}']:.6f}" for k in METRICS),
                  "" if f["fit_time"] is None else f"{f['fit_time']:.4f}",
                  f"{f['predict_time']:.4f}"] for f in m["folds"]])
     conf = result.confidence
@@ -284,60 +227,39 @@ def write_report(result, dataset, out_dir, *, command=None, n_boot: int = 1000,
                              f"{result.dataset} ({what})")
     (out / "confusions.md").write_text(confusions_markdown(m))
 
-    extras = {}
     if result.proba is not None and result.score_kind == "probability":
-        try:
-            from .calibration import expected_calibration_error, reliability_diagram
-        except ImportError:
-            extras["calibration"] = "classicfer.evaluation.calibration not installed"
-        else:
-            idx = {c_: i for i, c_ in enumerate(labels)}
-            yt = np.array([idx[y] for y in result.y_true])
-            ece = expected_calibration_error(yt, result.proba, n_bins=15)
-            dump_json({"ece": ece, "n_bins": 15, "n_samples": len(yt),
-                       "note": ("probabilities renormalised over the scored classes"
-                                if any("restricted" in n for n in result.notes) else "")},
-                      out / "calibration.json")
-            reliability_diagram(yt, result.proba, labels, out / "reliability.png")
-            m["ece"] = float(ece) if np.isscalar(ece) else ece
+        from .calibration import expected_calibration_error, reliability_diagram
+
+        idx = {c_: i for i, c_ in enumerate(labels)}
+        yt = np.array([idx[y] for y in result.y_true])
+        ece = expected_calibration_error(yt, result.proba, n_bins=15)
+        dump_json({"ece": ece, "n_bins": 15, "n_samples": len(yt),
+                   "note": ("probabilities renormalised over the scored classes"
+                            if any("restricted" in n for n in result.notes) else "")},
+                  out / "calibration.json")
+        reliability_diagram(yt, result.proba, labels, out / "reliability.png")
+        m["ece"] = float(ece) if np.isscalar(ece) else ece
     if groups:
-        try:
-            from .fairness import group_metrics, plot_group_metrics
-        except ImportError:
-            extras["groups"] = "classicfer.evaluation.fairness not installed"
-        else:
-            g = {a: np.asarray(v)[result.rows] for a, v in groups.items()}
-            gm = group_metrics(result.y_true, result.y_pred, g, labels, seed=result.seed)
-            dump_json(gm, out / "groups.json")
-            plot_group_metrics(gm, out / "groups.png")
+        from .fairness import group_metrics, plot_group_metrics
+
+        g = {a: np.asarray(v)[result.rows] for a, v in groups.items()}
+        gm = group_metrics(result.y_true, result.y_pred, g, labels, seed=result.seed)
+        dump_json(gm, out / "groups.json")
+        plot_group_metrics(gm, out / "groups.png")
     dump_json(m, out / "metrics.json")
 
-    run = {
-        "command": command if command is not None else sys.argv,
-        "dataset": {"name": dataset.name, "root": os.path.abspath(dataset.root)
-                    if dataset.root else "", "format": dataset.format,
-                    "n_images": len(dataset), "manifest_sha256": manifest_hash(dataset)},
-        "train_dataset": None if train_dataset is None else {
-            "name": train_dataset.name, "root": os.path.abspath(train_dataset.root)
-            if train_dataset.root else "", "manifest_sha256": manifest_hash(train_dataset)},
-        "protocol": result.protocol,
-        "splitter": result.splitter,
-        "seed": result.seed,
-        "model": {"name": result.model, "kind": result.model_kind,
-                  **result.model_description},
-        "selected_params": result.selected_params,
-        "label_map": result.label_map,
-        "timings": {"total_fit_time": m["total_fit_time"],
-                    "total_predict_time": m["total_predict_time"],
-                    "predict_ms_per_image": m["predict_ms_per_image"],
-                    "cpu": m.get("cpu"),
-                    "folds": [{k: f[k] for k in ("fold", "fit_time", "predict_time")}
-                              for f in m["folds"]]},
-        "git": git_commit(),
-        "versions": versions(),
-        "platform": {"system": platform.platform(), "cpu_count": os.cpu_count()},
-        "skipped": extras,
-    }
+    run = run_record(
+        command, dataset=dataset_record(dataset),
+        train_dataset=None if train_dataset is None else dataset_record(train_dataset),
+        protocol=result.protocol, splitter=result.splitter, seed=result.seed,
+        model={"name": result.model, "kind": result.model_kind, **result.model_description},
+        selected_params=result.selected_params, label_map=result.label_map,
+        timings={"total_fit_time": m["total_fit_time"],
+                 "total_predict_time": m["total_predict_time"],
+                 "predict_ms_per_image": m["predict_ms_per_image"],
+                 "cpu": m.get("cpu"),
+                 "folds": [{k: f[k] for k in ("fold", "fit_time", "predict_time")}
+                           for f in m["folds"]]})
     if extra_run:
         run.update(extra_run)
     dump_json(run, out / "run.json")

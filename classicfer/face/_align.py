@@ -1,5 +1,10 @@
-"""Face alignment: rotate the eye line to horizontal, scale by the inter-ocular
-distance, crop a square with a margin; plus pixel normalisation."""
+"""Face alignment and photometric normalisation.
+
+:func:`align_face` (eye line level, scaled by the inter-ocular distance) and
+:func:`crop_box` (a square around a box) are the ``"aligned"`` and ``"square"``
+framings of :func:`classicfer.face.crop_face`, with colour conversion and
+photometric normalisation around them.
+"""
 
 from __future__ import annotations
 
@@ -7,46 +12,9 @@ import numpy as np
 
 from ..exceptions import ConfigError
 from ..imageio import as_uint8_image
-from ._types import eye_centers
+from ._crop import IOD_FRACTION, alignment_matrix, crop_face, transform_points
 
-#: Inter-ocular distance as a fraction of the face box side (eye centres).
-IOD_FRACTION = 0.45
-#: Height of the eye line below the face box's top, as a fraction of its side.
-EYE_Y = 0.36
-
-_BORDERS = ("replicate", "constant", "reflect")
 NORMALIZE = (None, "equalize", "clahe", "minmax")
-
-
-def alignment_matrix(landmarks, size: int = 48, *, margin: float = 0.1,
-                     layout: str | None = None) -> np.ndarray:
-    """The 2x3 similarity transform used by :func:`align_face`.
-
-    The face box is a square of side ``iod / IOD_FRACTION`` with the eye line at
-    ``EYE_Y`` of its height; the crop adds ``margin`` times that side on each side.
-    """
-    if margin <= -0.4:
-        raise ConfigError(f"margin must be > -0.4, got {margin}")
-    left, right = eye_centers(landmarks, layout)
-    d = right - left
-    iod = float(np.hypot(*d))
-    if not np.isfinite(iod) or iod < 1e-6:
-        raise ConfigError("the two eye centres coincide; cannot align this face")
-    angle = np.arctan2(d[1], d[0])
-    span = 1.0 + 2.0 * margin
-    s = size * IOD_FRACTION / (iod * span)
-    c, si = np.cos(angle) * s, np.sin(angle) * s
-    lin = np.array([[c, si], [-si, c]])
-    mid = (left + right) / 2.0
-    dst = np.array([size / 2.0, size * (margin + EYE_Y) / span])
-    t = dst - lin @ mid
-    return np.hstack([lin, t[:, None]])
-
-
-def transform_points(points, matrix) -> np.ndarray:
-    """Apply a 2x3 affine ``matrix`` to ``(K, 2)`` points."""
-    p = np.asarray(points, np.float64)
-    return p @ np.asarray(matrix)[:, :2].T + np.asarray(matrix)[:, 2]
 
 
 def normalize_crop(crop: np.ndarray, method: str | None) -> np.ndarray:
@@ -108,45 +76,10 @@ def _check_size(size):
     return int(size)
 
 
-def _border(border):
-    import cv2
-
-    if border not in _BORDERS:
-        raise ConfigError(f"unknown border {border!r}; choose from {', '.join(_BORDERS)}")
-    return {"replicate": cv2.BORDER_REPLICATE, "constant": cv2.BORDER_CONSTANT,
-            "reflect": cv2.BORDER_REFLECT_101}[border]
-
-
-def _warp(img, m, size, border):
-    """warpAffine with anti-aliasing: when the transform shrinks by more than 2x,
-    the needed region is first reduced with INTER_AREA."""
-    import cv2
-
-    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
-    if scale < 0.5:
-        inv = cv2.invertAffineTransform(m)
-        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], float)
-        src = transform_points(corners, inv)
-        H, W = img.shape[:2]
-        x0, y0 = (int(max(0, np.floor(v))) for v in src.min(axis=0))
-        x1 = int(min(W, np.ceil(src[:, 0].max()) + 1))
-        y1 = int(min(H, np.ceil(src[:, 1].max()) + 1))
-        if x1 - x0 >= 2 and y1 - y0 >= 2:
-            f = scale * 2.0
-            region = img[y0:y1, x0:x1]
-            rw, rh = max(1, round((x1 - x0) * f)), max(1, round((y1 - y0) * f))
-            small = cv2.resize(region, (rw, rh), interpolation=cv2.INTER_AREA)
-            fx, fy = (x1 - x0) / rw, (y1 - y0) / rh
-            pre = np.array([[fx, 0, x0], [0, fy, y0], [0, 0, 1]], float)
-            m = m @ pre
-            img = small
-    return cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=border)
-
-
 def align_face(image, landmarks, size: int = 48, *, margin: float = 0.1, gray: bool = True,
                layout: str | None = None, normalize: str | None = None,
                border: str = "replicate", return_matrix: bool = False):
-    """Aligned square face crop.
+    """Aligned square face crop: the ``"aligned"`` framing of :func:`crop_face`.
 
     Parameters
     ----------
@@ -186,7 +119,8 @@ def align_face(image, landmarks, size: int = 48, *, margin: float = 0.1, gray: b
     size = _check_size(size)
     img = as_uint8_image(image, gray=gray)
     m = alignment_matrix(landmarks, size, margin=margin, layout=layout)
-    crop = _warp(img, m, size, _border(border))
+    crop = crop_face(img, None, landmarks, framing="aligned", size=size, margin=margin,
+                     layout=layout, border=border)
     crop = normalize_crop(crop, normalize)
     return (crop, m) if return_matrix else crop
 
@@ -195,18 +129,14 @@ def crop_box(image, box=None, size: int = 48, *, margin: float = 0.0, gray: bool
              normalize: str | None = None, border: str = "replicate") -> np.ndarray:
     """Square crop around a box (no landmarks, no rotation): the largest centred
     square of the box grown by ``margin`` on each side, resized to ``size``.
-    ``box=None`` uses the central square of the whole image."""
+    ``box=None`` uses the central square of the whole image. The ``"square"``
+    framing of :func:`crop_face`."""
 
     size = _check_size(size)
     img = as_uint8_image(image, gray=gray)
-    H, W = img.shape[:2]
-    if box is None:
-        side = min(H, W)
-        box = ((W - side) / 2, (H - side) / 2, side, side)
-    x, y, w, h = (float(v) for v in box)
-    side = max(w, h) * (1 + 2 * margin)
-    cx, cy = x + w / 2, y + h / 2
-    s = size / side
-    m = np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]])
-    crop = _warp(img, m, size, _border(border))
+    crop = crop_face(img, box, framing="square", size=size, margin=margin, border=border)
     return normalize_crop(crop, normalize)
+
+
+__all__ = ["IOD_FRACTION", "NORMALIZE", "align_face", "alignment_matrix", "crop_box",
+           "normalize_crop", "normalize_pixels", "transform_points"]

@@ -49,7 +49,7 @@ def augment_face(image, landmarks=None, *, angle: float = 0.0, scale: float = 1.
     """
     import cv2
 
-    from ._align import _border
+    from ._crop import border_mode
 
     img = np.asarray(image)
     if img.dtype != np.uint8 or img.ndim not in (2, 3):
@@ -63,7 +63,7 @@ def augment_face(image, landmarks=None, *, angle: float = 0.0, scale: float = 1.
     m[1, 2] += float(shift[1]) * H
     identity = np.allclose(m, [[1, 0, 0], [0, 1, 0]])
     out = img if identity else cv2.warpAffine(img, m, (W, H), flags=cv2.INTER_LINEAR,
-                                              borderMode=_border(border))
+                                              borderMode=border_mode(border))
     pts = None
     if landmarks is not None:
         p = np.asarray(landmarks, np.float64)

@@ -8,25 +8,32 @@ from typing import ClassVar
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
-from ..exceptions import DataError
+from ..exceptions import ConfigError, DataError
 from ..imageio import as_uint8_image
+from ._detect import METHODS
+
+#: Detectors that return eye points (``landmarks='detector'``).
+EYE_DETECTORS = ("mtcnn", "blazeface")
 
 
 class FaceCropper(TransformerMixin, BaseEstimator):
     """Images -> aligned square face crops, one per image (the largest face).
 
+    Each crop is cut by :func:`classicfer.face.crop_face`: the ``"aligned"``
+    framing from the landmarks, or the ``"square"`` framing of the box without them.
+
     Parameters
     ----------
-    detector : {'haar', 'dlib-hog', 'dlib-cnn', 'mtcnn'} or None
-        Face detector; ``None`` means the images are already face crops
-        (FER-2013, CK+48): the whole image is the box, upscaled before landmarking.
+    detector : {'haar', 'blazeface', 'dlib-hog', 'dlib-cnn', 'mtcnn'} or None
+        Face detector (``'blazeface'`` is the runtime's default); ``None`` means the
+        images are already face crops (FER-2013, CK+48): the whole image is the
+        box, upscaled before landmarking.
     landmarks : {'5', '68', 'detector'} or None
         Landmark model used for alignment: dlib's 5-point model (default; free of
         the 68-point model's non-commercial data licence), the 68-point model,
-        ``'detector'`` = MTCNN's own 5 points (only with ``detector='mtcnn'``), or
-        ``None`` = no alignment (square crop of the box).
+        ``'detector'`` = the detector's own eye points (``detector='mtcnn'`` or
+        ``'blazeface'``), or ``None`` = no alignment (square crop of the box).
     size : int
         Output side (48, 64, 224...).
     margin : float
@@ -42,7 +49,8 @@ class FaceCropper(TransformerMixin, BaseEstimator):
         :meth:`crop` to learn which were kept; not for Pipelines with labels);
         ``'error'`` = raise :class:`~classicfer.exceptions.DataError`.
     min_size, upsample :
-        Passed to :func:`classicfer.face.detect_faces`.
+        Passed to :func:`classicfer.face.detect_faces` (``blazeface`` cannot
+        upsample).
 
     Attributes
     ----------
@@ -51,7 +59,7 @@ class FaceCropper(TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict] = {
-        "detector": [StrOptions({"haar", "dlib-hog", "dlib-cnn", "mtcnn"}), None],
+        "detector": [StrOptions(set(METHODS)), None],
         "landmarks": [StrOptions({"5", "68", "detector"}), None],
         "size": [Interval(Integral, 8, None, closed="left")],
         "margin": [Interval(Real, -0.4, None, closed="neither")],
@@ -76,22 +84,35 @@ class FaceCropper(TransformerMixin, BaseEstimator):
 
     def fit(self, X=None, y=None):
         """Stateless: validates the parameters and returns ``self``."""
-        self._validate_params()
-        if self.landmarks == "detector" and self.detector != "mtcnn":
-            raise DataError("landmarks='detector' needs detector='mtcnn' (the only detector "
-                            f"that returns landmarks), got detector={self.detector!r}")
+        self._check_params()
         self.is_fitted_ = True
         return self
 
+    def _check_params(self):
+        try:
+            self._validate_params()
+        except ValueError as e:
+            raise ConfigError(f"FaceCropper: {e}") from None
+        if self.landmarks == "detector" and self.detector not in EYE_DETECTORS:
+            raise DataError("landmarks='detector' needs detector='mtcnn' or 'blazeface' (the "
+                            f"detectors that return eye points), got detector={self.detector!r}")
+        if self.detector == "blazeface" and self.upsample:
+            raise ConfigError("FaceCropper: detector='blazeface' looks at the whole image at "
+                              "once and cannot upsample; use upsample=0 (min_size finds smaller "
+                              "faces)")
+
     def transform(self, X):
-        """``X``: (N, H, W[, C]) array or list of images -> uint8 crops."""
-        check_is_fitted(self)
+        """``X``: (N, H, W[, C]) array or list of images -> uint8 crops.
+
+        Works without :meth:`fit` (the cropper learns nothing); the parameters are
+        validated on every call.
+        """
         crops, _ = self.crop(X)
         return crops
 
     def crop(self, X):
         """Like :meth:`transform`, also returning ``found`` ((N,) bool)."""
-        check_is_fitted(self)
+        self._check_params()
         out, found = [], []
         for i, image in enumerate(X):
             crop = self._one(image)
@@ -102,23 +123,30 @@ class FaceCropper(TransformerMixin, BaseEstimator):
                                     "'skip' to continue")
                 if self.no_face == "skip":
                     continue
-                from ._align import crop_box
-
-                crop = crop_box(image, None, self.size, gray=self.gray,
-                                normalize=self.normalize)
+                crop = self._cut(as_uint8_image(image, gray=self.gray), None, None, None,
+                                 margin=0.0)
             out.append(crop)
         self.found_ = np.asarray(found, bool)
         shape = (0, self.size, self.size) + (() if self.gray else (3,))
         return (np.stack(out) if out else np.zeros(shape, np.uint8)), self.found_
 
+    def _cut(self, img, box, landmarks, layout, *, margin):
+        """:func:`~classicfer.face.crop_face` of ``img`` (already in the output colour),
+        then normalisation: the ``"aligned"`` framing from ``landmarks``, else the
+        ``"square"`` framing of ``box``."""
+        from ._align import normalize_crop
+        from ._crop import crop_face
+
+        framing = "square" if landmarks is None else "aligned"
+        crop = crop_face(img, box, landmarks, framing=framing, size=self.size, margin=margin,
+                         layout=layout)
+        return normalize_crop(crop, self.normalize)
+
     def _one(self, image):
-        from ._align import align_face, crop_box
         from ._detect import detect_faces
         from ._landmarks import face_landmarks, landmarks_plausible
 
         img = as_uint8_image(image)
-        kw = {"size": self.size, "margin": self.margin, "gray": self.gray,
-              "normalize": self.normalize}
         if self.detector is None:
             box, face = (0, 0, img.shape[1], img.shape[0]), None
         else:
@@ -128,15 +156,15 @@ class FaceCropper(TransformerMixin, BaseEstimator):
                 return None
             face = faces[0]
             box = face.box
+        src = as_uint8_image(img, gray=self.gray)
         if self.landmarks is None:
-            return crop_box(img, box, margin=self.margin, size=self.size, gray=self.gray,
-                            normalize=self.normalize)
+            return self._cut(src, box, None, None, margin=self.margin)
         if self.landmarks == "detector":
-            return align_face(img, face, **kw)
+            return self._cut(src, box, face.landmarks, face.layout, margin=self.margin)
         pts = face_landmarks(img, face if face is not None else None, self.landmarks)
         if face is None and not landmarks_plausible(pts, box):
             return None
-        return align_face(img, pts, **kw)
+        return self._cut(src, box, pts, None, margin=self.margin)
 
     def get_feature_names_out(self, input_features=None):
         n = self.size * self.size * (1 if self.gray else 3)

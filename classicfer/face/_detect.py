@@ -30,6 +30,9 @@ LANDMARK_LAYOUTS = {"mtcnn": "mtcnn5", "blazeface": "blazeface6"}
 #: crashes the process or raises); MTCNN's 12 px P-Net window. BlazeFace: see
 #: :func:`_cannot_hold_a_face`.
 MIN_SIDE = {"haar": 24, "dlib-hog": 40, "dlib-cnn": 40, "mtcnn": 12}
+#: BlazeFace's default score threshold (MediaPipe's own default is 0.5); its faces are
+#: then verified by MTCNN's O-Net (``verify=True``): see ``results/face/false_positives.md``
+BLAZEFACE_THRESHOLD = 0.5
 
 
 def _check_method(method: str) -> str:
@@ -62,7 +65,7 @@ def _to_face(x1, y1, x2, y2, score, method, scale, shape, landmarks=None, layout
 
 def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
                  upsample: int = 0, max_faces: int | None = None,
-                 threshold: float | None = None) -> list[Face]:
+                 threshold: float | None = None, verify: bool = True) -> list[Face]:
     """Find faces in an image.
 
     Parameters
@@ -97,6 +100,11 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
         dlib's ``adjust_threshold`` for HOG (default 0), minimum MMOD
         confidence for the CNN (default 0), MTCNN O-Net probability (default 0.7),
         BlazeFace score (default 0.5).
+    verify : bool
+        BlazeFace only (ignored by the other detectors): keep a face only when MTCNN's
+        O-Net, shown the face, agrees that it is one (about 1 ms per face; see
+        :func:`classicfer.face._blazeface.verify_faces`). This drops look-alikes such
+        as a cat's head while keeping faces. Default True.
 
     Returns
     -------
@@ -127,7 +135,7 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
     if _cannot_hold_a_face(method, img.shape, min_size, scale):
         return []
     if method == "blazeface":
-        faces = _blazeface(img, min_size, threshold)
+        faces = _blazeface(img, min_size, threshold, verify)
     elif method == "mtcnn":
         faces = _mtcnn(img, min_size, scale, threshold)
     elif method == "haar":
@@ -159,11 +167,14 @@ def _cannot_hold_a_face(method: str, shape, min_size: float, scale: float) -> bo
     return side < MIN_SIDE[method]
 
 
-def _blazeface(img, min_size, threshold):
-    from ._blazeface import blazeface_detect
+def _blazeface(img, min_size, threshold, verify=True):
+    from ._blazeface import VERIFY_THRESHOLD, blazeface_detect, verify_faces
 
-    boxes, points = blazeface_detect(img, 0.5 if threshold is None else float(threshold),
-                                     min_size or None)
+    boxes, points = blazeface_detect(img, BLAZEFACE_THRESHOLD if threshold is None
+                                     else float(threshold), min_size or None)
+    if verify and len(boxes):
+        ok = verify_faces(img, boxes) >= VERIFY_THRESHOLD
+        boxes, points = boxes[ok], points[ok]
     faces = []
     for b, p in zip(boxes, points):
         if min(b[2] - b[0], b[3] - b[1]) < 0.8 * min_size:  # boxes are tight: some slack

@@ -94,6 +94,32 @@ def _crops(img, boxes, size):
     return ((out - 127.5) * 0.0078125).transpose(0, 3, 1, 2).copy()
 
 
+def onet_probability(img: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """O-Net's face probability for given boxes (MTCNN's last stage alone).
+
+    Parameters
+    ----------
+    img : (H, W, 3) uint8 ndarray
+        RGB image.
+    boxes : (N, 4) float ndarray
+        ``x1, y1, x2, y2`` in pixels of ``img`` (0-based, end exclusive); each is
+        resized to O-Net's 48x48 input (zero-padded where it leaves the image), so
+        squares keep the face's proportions.
+
+    Returns
+    -------
+    (N,) float ndarray
+        Probability in [0, 1] that each box holds a face.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    if len(boxes) == 0:
+        return np.zeros(0)
+    b = boxes.copy()
+    b[:, 0:2] += 1  # to MTCNN's 1-based inclusive convention
+    _, _, prob = onnx_session("onet").run(None, {"input": _crops(img, b, 48)})
+    return prob[:, 1].astype(np.float64)
+
+
 def mtcnn_detect(img: np.ndarray, min_size: float = 20.0, *,
                  thresholds=(0.6, 0.7, 0.7), factor: float = 0.709):
     """Run the MTCNN cascade on an RGB uint8 image.

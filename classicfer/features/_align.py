@@ -1,24 +1,32 @@
-"""Eye-line re-alignment of face crops before an appearance descriptor.
+"""Eye-line re-alignment of face crops: the :class:`EyeAligner` step.
 
 Dataset crops (FER-2013, CK+48) are framed by a face detector box: the eyes sit
 at different heights, distances and angles from crop to crop, so a HOG cell or
-an LBP grid cell covers a different part of the face each time. ``align_crops``
+an LBP grid cell covers a different part of the face each time. The aligner
 finds the 68 dlib landmarks on each crop, then re-cuts it with
 :func:`classicfer.face.align_face` (eye line horizontal, fixed inter-ocular
 distance and eye height), the same geometry as the face stage's aligned crops.
 
-Descriptors take ``align='eyes'`` and ``align_margin`` (the ``margin`` of
+Alignment is a step of its own, ahead of the descriptors: ``align='eyes'`` (and
+``align_margin``) given to :func:`~classicfer.features.make_features` or
+:func:`~classicfer.pipeline.make_pipeline` puts an :class:`EyeAligner` at the head
+of the feature step (a :class:`~classicfer.features.DescriptorUnion`), which runs it
+once per batch and hands the re-cut crops to the appearance descriptors (HOG, LBP,
+Gabor...); the descriptors that find the landmarks themselves (``landmarks``,
+``embedding``) see the crops as given. ``margin`` is the ``margin`` of
 ``align_face``: 0 puts the eyes 0.45 of the crop width apart, 0.36 of its height
-down; negative values zoom in, positive ones add context).
+down; negative values zoom in, positive ones add context.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from numbers import Real
+from typing import ClassVar
 
 import numpy as np
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
+
+from ._base import ImageTransformer
 
 #: crops whose landmark eye distance is outside this fraction of the crop width,
 #: or whose eye line is steeper than MAX_ROLL degrees, are kept as they are (the
@@ -27,17 +35,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 IOD_RANGE = (0.15, 0.9)
 MAX_ROLL = 40.0
 
-ALIGN_OPTIONS = ("none", "eyes")
-#: the two parameters every alignable descriptor declares
-ALIGN_CONSTRAINTS = {"align": [StrOptions(set(ALIGN_OPTIONS))],
-                     "align_margin": [Interval(Real, -0.3, 1.0, closed="both")]}
-
-#: memos of recent batches: large ones (dataset features) and small ones (kiosk crops)
-_MEMO: OrderedDict = OrderedDict()
-_SMALL: OrderedDict = OrderedDict()
-_MEMO_BYTES = 512 * 2**20
-_MEMO_ENTRIES = 8
-_MEMO_MIN_BATCH = 64
+#: values of the user-level ``align`` parameter
+ALIGN_METHODS = ("none", "eyes")
 
 
 def _align_chunk(images: np.ndarray, margin: float) -> np.ndarray:
@@ -65,45 +64,62 @@ def _resize(crop, w, h):
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def remember(memo: OrderedDict, key, value, *, entries: int, max_bytes: int | None = None):
-    """Put ``value`` in the LRU ``memo``; drop the oldest beyond ``entries`` (or
-    ``max_bytes`` of arrays), always keeping the newest. Returns ``value``."""
-    memo[key] = value
-    memo.move_to_end(key)
-    while len(memo) > 1 and (len(memo) > entries or (
-            max_bytes is not None and sum(a.nbytes for a in memo.values()) > max_bytes)):
-        memo.popitem(last=False)
-    return value
+class EyeAligner(ImageTransformer):
+    """Re-cut each (H, W) uint8 crop around its eyes (see the module docstring).
+
+    A stateless transformer: (N, H, W) crops in, (N, H, W) uint8 crops out, the
+    crops the landmarks could not place (see :data:`IOD_RANGE`) unchanged.
+
+    Parameters
+    ----------
+    margin : float, default=0.0
+        Framing of the re-cut, from -0.3 to 1.0 (``margin`` of
+        :func:`classicfer.face.align_face`); the user-level name is ``align_margin``.
+    n_jobs : int or None, default=None
+        Processes for large batches (joblib); None means one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> EyeAligner().fit_transform(np.zeros((2, 48, 48), np.uint8)).shape
+    (2, 48, 48)
+    """
+
+    _parameter_constraints: ClassVar[dict] = {
+        "margin": [Interval(Real, -0.3, 1.0, closed="both")],
+    }
+    _param_error_name = "align"
+    takes_aligned_crops: ClassVar[bool] = False
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["uint8"]  # crops in, crops out
+        return tags
+
+    def __init__(self, *, margin=0.0, n_jobs=None):
+        self.margin = margin
+        self.n_jobs = n_jobs
+
+    def transform(self, X):
+        """Re-cut each crop around its eyes: (N, H, W) -> (N, H, W) uint8."""
+        return super().transform(X)
+
+    def _n_features(self, shape):
+        return int(shape[0]) * int(shape[1])
+
+    def _feature_prefix(self):
+        return "aligned_pixel_"
+
+    def _describe_batch(self, images):
+        return _align_chunk(images, float(self.margin))
 
 
 def align_crops(images: np.ndarray, *, margin: float = 0.0, n_jobs=None) -> np.ndarray:
-    """Re-cut each (H, W) uint8 crop around its eyes (see the module docstring).
-
-    Results for the last few batches are memoised by content hash (8 large and 8
-    small ones), so the parts of a ``hog+lbp`` union share one landmark pass and
-    one re-cut. The returned array is read-only.
+    """Re-cut each (H, W) uint8 crop around its eyes: ``EyeAligner(margin=...).transform``.
 
     Returns
     -------
     (N, H, W) uint8 ndarray
         Crops the landmarks could not place (see :data:`IOD_RANGE`) are unchanged.
     """
-    from .cache import images_key
-
-    images = np.ascontiguousarray(images, dtype=np.uint8)
-    small = len(images) < _MEMO_MIN_BATCH
-    key = f"{images_key(images)}|{float(margin)!r}"
-    memo = _SMALL if small else _MEMO
-    if key in memo:
-        memo.move_to_end(key)
-        return memo[key]
-    if n_jobs in (None, 1) or len(images) < 512:
-        out = _align_chunk(images, margin)
-    else:
-        from joblib import Parallel, delayed, effective_n_jobs
-
-        chunks = np.array_split(images, max(effective_n_jobs(n_jobs) * 4, 1))
-        out = np.concatenate(Parallel(n_jobs=n_jobs)(delayed(_align_chunk)(c, margin)
-                                                     for c in chunks if len(c)))
-    out.setflags(write=False)
-    return remember(memo, key, out, entries=_MEMO_ENTRIES, max_bytes=_MEMO_BYTES)
+    return EyeAligner(margin=margin, n_jobs=n_jobs).transform(images)

@@ -1,14 +1,26 @@
-"""Base class of the image-descriptor transformers."""
+"""Base class of the image transformers (descriptors and the eye-alignment step)."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+from numbers import Integral
+from typing import ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..exceptions import ConfigError
+
+
+def images_key(images) -> str:
+    """Content hash of an image batch (shape, dtype, bytes)."""
+    arr = np.ascontiguousarray(images)
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{arr.shape}|{arr.dtype}".encode())
+    h.update(memoryview(arr).cast("B"))
+    return h.hexdigest()
 
 
 def as_image_batch(X, *, name: str = "X") -> np.ndarray:
@@ -48,6 +60,8 @@ def as_image_batch(X, *, name: str = "X") -> np.ndarray:
                          f"{arr.shape}")
     if arr.shape[0] == 0:
         raise ValueError(f"{name}: got 0 images; at least one is required")
+    if np.iscomplexobj(arr):
+        raise ValueError(f"{name}: Complex data not supported; pass real-valued pixels")
     if arr.dtype != np.uint8:
         if not np.issubdtype(arr.dtype, np.number) and arr.dtype != bool:
             raise ValueError(f"{name}: expected numeric pixels, got dtype={arr.dtype}")
@@ -68,11 +82,12 @@ def _param_names(cls) -> tuple:
 
 
 class ImageTransformer(TransformerMixin, BaseEstimator):
-    """Shared behaviour of the descriptors in :mod:`classicfer.features`.
+    """Shared behaviour of the transformers in :mod:`classicfer.features`.
 
-    Subclasses store their parameters in ``__init__``, implement
-    ``_describe_batch(images) -> (N, n_features) float32`` and
-    ``_n_features(shape)``, and may override ``_check_params`` and
+    Subclasses store their parameters in ``__init__``, declare their constraints in
+    ``_parameter_constraints`` (those of the shared parameters, :attr:`_shared_constraints`,
+    are added for them), implement ``_describe_batch(images) -> (N, n_features) float32``
+    and ``_n_features(shape)``, and may override ``_check_more_params`` and
     ``_feature_prefix``.
 
     The transformers are stateless: ``fit`` validates and records the image
@@ -83,6 +98,32 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
 
     #: minimum (H, W) a subclass accepts; checked in ``_check_shape``
     _min_size = (8, 8)
+    #: constraints of the parameters several transformers share, declared here once: a
+    #: subclass taking one of them gets its constraint in ``_parameter_constraints``
+    _shared_constraints: ClassVar[dict] = {"n_jobs": [Integral, None]}
+    #: whether the eye-alignment step (:class:`~classicfer.features.EyeAligner`) runs
+    #: before this descriptor when alignment is asked for; False for the descriptors that
+    #: find the face's landmarks themselves
+    takes_aligned_crops: ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        names = cls._get_param_names()
+        shared = {k: v for k, v in ImageTransformer._shared_constraints.items() if k in names}
+        cls._parameter_constraints = {**getattr(cls, "_parameter_constraints", {}), **shared}
+
+    def __setstate__(self, state):
+        # descriptors pickled when they aligned crops themselves carry align/align_margin
+        if "align" not in _param_names(type(self)):
+            legacy = state.pop("align", "none")
+            state.pop("align_margin", None)
+            if legacy != "none":
+                raise ConfigError(
+                    f"this {type(self).__name__} was pickled by an older classicfer that "
+                    f"aligned crops inside the descriptor (align={legacy!r}); alignment is now "
+                    "its own step: rebuild the pipeline (make_pipeline(..., {'align': 'eyes'})) "
+                    "and fit it again")
+        super().__setstate__(state)
 
     def __sklearn_is_fitted__(self):
         return True
@@ -92,12 +133,15 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         tags.requires_fit = False
         tags.input_tags.two_d_array = True
         tags.input_tags.three_d_array = True
+        tags.transformer_tags.preserves_dtype = ["float32"]  # any pixel dtype -> float32
         return tags
 
     # -- sklearn API -------------------------------------------------------
     def fit(self, X, y=None):
         """Validate ``X`` and the parameters; learn nothing. Returns ``self``."""
         self._check_params()
+        # transform need not validate these values again (and so leaves __dict__ unchanged)
+        self._checked_params = self._param_values()
         images = as_image_batch(X)
         self._check_shape(images.shape[1:])
         self.image_shape_ = images.shape[1:]
@@ -108,17 +152,12 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         """Describe each crop: (N, H, W) uint8 -> (N, n_features) float32."""
         # validate once per parameter values, not on every call (a kiosk calls this per
         # crop, and sklearn's validation introspects the signature each time)
-        snapshot = [getattr(self, name) for name in _param_names(type(self))]
+        snapshot = self._param_values()
         if getattr(self, "_checked_params", None) != snapshot:
             self._check_params()
             self._checked_params = snapshot
         images = as_image_batch(X)
         self._check_shape(images.shape[1:])
-        if getattr(self, "align", "none") == "eyes":
-            from ._align import align_crops
-
-            images = align_crops(images, margin=self.align_margin,
-                                 n_jobs=getattr(self, "n_jobs", None))
         return self._parallel(images)
 
     def get_feature_names_out(self, input_features=None):
@@ -128,6 +167,9 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         return np.asarray([f"{prefix}{i}" for i in range(n)], dtype=object)
 
     # -- helpers -------------------------------------------------------------
+    def _param_values(self) -> list:
+        return [getattr(self, name) for name in _param_names(type(self))]
+
     def _feature_prefix(self) -> str:
         return type(self).__name__.lower().replace("features", "") + "_"
 

@@ -30,7 +30,6 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ..exceptions import ConfigError, ModelError
-from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 from ._hog import hog_descriptors
 
@@ -129,7 +128,7 @@ class BoVWFeatures(ImageTransformer):
         Grid sizes of the spatial pyramid levels.
     soft : int, default=5
         Number of nearest words each descriptor is spread over (1 = hard assignment).
-    align, align_margin, n_jobs
+    n_jobs
         As for :class:`~classicfer.features.HOGFeatures`.
 
     Examples
@@ -144,18 +143,14 @@ class BoVWFeatures(ImageTransformer):
         "vocabulary": [StrOptions(set(VOCABULARIES))],
         "pyramid": [tuple, list],
         "soft": [Interval(Integral, 1, None, closed="left")],
-        **ALIGN_CONSTRAINTS,
-        "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, cell=4, vocabulary="fer2013-k64", pyramid=(1, 2, 4), soft=5,
-                 align="none", align_margin=0.0, n_jobs=None):
+                 n_jobs=None):
         self.cell = cell
         self.vocabulary = vocabulary
         self.pyramid = pyramid
         self.soft = soft
-        self.align = align
-        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     _param_error_name = "bovw"

@@ -3,16 +3,23 @@
 The face stage (``classicfer.face``) is preferred when it provides
 ``face_landmarks``; this module is the fallback and the batched fast path for
 crops whose face fills the whole image.
+
+Inside :func:`shared_landmarks` (opened by one ``DescriptorUnion`` call) each crop
+batch goes through the shape predictor once: the eye-alignment step and the
+``landmarks`` descriptor read the same points. Nothing is kept after the block.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections import OrderedDict
+from contextvars import ContextVar
 from importlib.util import find_spec
 
 import numpy as np
+
+from ._base import images_key
 
 #: crops are upscaled to this side before the shape predictor runs (dlib's
 #: predictor was trained on faces of roughly 80-300 px)
@@ -76,10 +83,22 @@ def crop_shapes(crops: np.ndarray, side: int = LANDMARK_SIDE):
     return ups, shapes
 
 
-#: the last few small batches' landmarks (a kiosk crop described by ``align='eyes'``
-#: descriptors and by ``landmarks`` gets one shape-predictor pass, not two)
-_RECENT: OrderedDict = OrderedDict()
-_RECENT_MAX_BATCH, _RECENT_ENTRIES = 16, 8
+#: the landmarks found inside the current :func:`shared_landmarks` block, or None outside
+_SHARED: ContextVar[dict | None] = ContextVar("classicfer_shared_landmarks", default=None)
+
+
+@contextlib.contextmanager
+def shared_landmarks():
+    """Within the block, :func:`crop_landmarks` runs the predictor once per (crops, side).
+
+    The points are keyed by the crops' content and dropped when the block ends, so
+    the memory they take lasts one call (one batch of a ``DescriptorUnion``).
+    """
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
 
 
 def crop_landmarks(crops: np.ndarray, side: int = LANDMARK_SIDE) -> np.ndarray:
@@ -88,18 +107,16 @@ def crop_landmarks(crops: np.ndarray, side: int = LANDMARK_SIDE) -> np.ndarray:
     Returns
     -------
     (N, 68, 2) float32 ndarray
+        A new array on every call (inside :func:`shared_landmarks` too).
     """
-    from ._align import remember
-    from .cache import images_key
-
     crops = np.ascontiguousarray(crops)
-    if len(crops) > _RECENT_MAX_BATCH:
+    shared = _SHARED.get()
+    if shared is None:
         return _crop_landmarks(crops, side)
-    key = f"{images_key(crops)}|{side}"
-    pts = _RECENT.get(key)
-    if pts is None:
-        pts = _crop_landmarks(crops, side)
-    return remember(_RECENT, key, pts, entries=_RECENT_ENTRIES).copy()
+    key = (images_key(crops), int(side))
+    if key not in shared:
+        shared[key] = _crop_landmarks(crops, side)
+    return shared[key].copy()
 
 
 def _crop_landmarks(crops: np.ndarray, side: int) -> np.ndarray:

@@ -35,11 +35,12 @@ class EmbeddingFeatures(ImageTransformer):
     """
 
     _min_size = (16, 16)
+    #: the network gets its own chip (``align``): the eye-alignment step does not run first
+    takes_aligned_crops: ClassVar[bool] = False
     _parameter_constraints: ClassVar[dict] = {
         "align": [StrOptions({"resize", "landmarks"})],
         "num_jitters": [Interval(Integral, 0, None, closed="left")],
         "padding": [Interval(Real, 0, None, closed="left")],
-        "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, align="resize", num_jitters=0, padding=0.25, n_jobs=None):

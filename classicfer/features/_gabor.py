@@ -9,7 +9,6 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 from ._lbp import _grid_pair
 
@@ -100,11 +99,6 @@ class GaborFeatures(ImageTransformer):
     n_orientations : int, default=8
     grid : int or (int, int), default=6
     sqrt : bool, default=True
-    align : {'none', 'eyes'}, default='none'
-        'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
-        :func:`classicfer.features.align_crops`).
-    align_margin : float, default=0.0
-        Framing of that re-cut (``margin`` of :func:`classicfer.face.align_face`).
     n_jobs : int or None, default=None
 
     Examples
@@ -119,18 +113,14 @@ class GaborFeatures(ImageTransformer):
         "n_orientations": [Interval(Integral, 1, 32, closed="both")],
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "sqrt": ["boolean"],
-        **ALIGN_CONSTRAINTS,
-        "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, wavelengths=(4.0, 6.0, 8.0), n_orientations=8, grid=6, sqrt=True,
-                 align="none", align_margin=0.0, n_jobs=None):
+                 n_jobs=None):
         self.wavelengths = wavelengths
         self.n_orientations = n_orientations
         self.grid = grid
         self.sqrt = sqrt
-        self.align = align
-        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     _param_error_name = "gabor"

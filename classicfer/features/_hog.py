@@ -8,7 +8,6 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 
 
@@ -137,11 +136,6 @@ class HOGFeatures(ImageTransformer):
     cells_per_block : int, default=2
     block_norm : {'L2-Hys', 'L2', 'L1', 'L1-sqrt'}, default='L2-Hys'
     transform_sqrt : bool, default=False
-    align : {'none', 'eyes'}, default='none'
-        'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
-        :func:`classicfer.features.align_crops`).
-    align_margin : float, default=0.0
-        Framing of that re-cut (``margin`` of :func:`classicfer.face.align_face`).
     n_jobs : int or None, default=None
         Processes for large batches (joblib); None means one.
 
@@ -158,20 +152,15 @@ class HOGFeatures(ImageTransformer):
         "cells_per_block": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "block_norm": [StrOptions({"L2-Hys", "L2", "L1", "L1-sqrt"})],
         "transform_sqrt": ["boolean"],
-        **ALIGN_CONSTRAINTS,
-        "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, orientations=9, pixels_per_cell=6, cells_per_block=2,
-                 block_norm="L2-Hys", transform_sqrt=False, align="none", align_margin=0.0,
-                 n_jobs=None):
+                 block_norm="L2-Hys", transform_sqrt=False, n_jobs=None):
         self.orientations = orientations
         self.pixels_per_cell = pixels_per_cell
         self.cells_per_block = cells_per_block
         self.block_norm = block_norm
         self.transform_sqrt = transform_sqrt
-        self.align = align
-        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     _param_error_name = "hog"

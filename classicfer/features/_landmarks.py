@@ -126,8 +126,9 @@ class LandmarkFeatures(ImageTransformer):
     """
 
     _min_size = (16, 16)
-    _parameter_constraints: ClassVar[dict] = {"upscale": [Integral], "rotate": ["boolean"],
-                              "n_jobs": [Integral, None]}
+    _parameter_constraints: ClassVar[dict] = {"upscale": [Integral], "rotate": ["boolean"]}
+    #: the geometry is pose-normalised already: the landmarks are found on the crop as given
+    takes_aligned_crops: ClassVar[bool] = False
 
     def __init__(self, *, upscale=192, rotate=True, n_jobs=None):
         self.upscale = upscale

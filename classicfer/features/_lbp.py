@@ -8,7 +8,6 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 
 LBP_METHODS = ("nri_uniform", "uniform", "default", "ror")
@@ -97,11 +96,6 @@ class LBPFeatures(ImageTransformer):
     R : float, default=1.0
     grid : int or (int, int), default=6
     method : {'nri_uniform', 'uniform', 'default', 'ror'}, default='nri_uniform'
-    align : {'none', 'eyes'}, default='none'
-        'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
-        :func:`classicfer.features.align_crops`).
-    align_margin : float, default=0.0
-        Framing of that re-cut (``margin`` of :func:`classicfer.face.align_face`).
     n_jobs : int or None, default=None
 
     Examples
@@ -116,18 +110,13 @@ class LBPFeatures(ImageTransformer):
         "R": [Interval(Real, 0, None, closed="neither")],
         "grid": [Interval(Integral, 1, None, closed="left"), tuple, list],
         "method": [StrOptions(set(LBP_METHODS))],
-        **ALIGN_CONSTRAINTS,
-        "n_jobs": [Integral, None],
     }
 
-    def __init__(self, *, P=8, R=1.0, grid=6, method="nri_uniform", align="none",
-                 align_margin=0.0, n_jobs=None):
+    def __init__(self, *, P=8, R=1.0, grid=6, method="nri_uniform", n_jobs=None):
         self.P = P
         self.R = R
         self.grid = grid
         self.method = method
-        self.align = align
-        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     _param_error_name = "lbp"

@@ -8,7 +8,6 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 from ._lbp import LBP_METHODS, _grid_pair, lbp_histograms, lbp_n_bins
 
@@ -35,11 +34,6 @@ class MultiLBPFeatures(ImageTransformer):
     sqrt : bool, default=True
     chi2_steps : {0, 1, 2, 3}, default=0
         0 = no chi-square map; 1-3 = ``AdditiveChi2Sampler(sample_steps=chi2_steps)``.
-    align : {'none', 'eyes'}, default='none'
-        'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
-        :func:`classicfer.features.align_crops`).
-    align_margin : float, default=0.0
-        Framing of that re-cut (``margin`` of :func:`classicfer.face.align_face`).
     n_jobs : int or None, default=None
 
     Examples
@@ -55,19 +49,15 @@ class MultiLBPFeatures(ImageTransformer):
         "method": [StrOptions(set(LBP_METHODS))],
         "sqrt": ["boolean"],
         "chi2_steps": [Interval(Integral, 0, 3, closed="both")],
-        **ALIGN_CONSTRAINTS,
-        "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, scales=((8, 1), (8, 2), (16, 2)), grid=6, method="uniform", sqrt=True,
-                 chi2_steps=0, align="none", align_margin=0.0, n_jobs=None):
+                 chi2_steps=0, n_jobs=None):
         self.scales = scales
         self.grid = grid
         self.method = method
         self.sqrt = sqrt
         self.chi2_steps = chi2_steps
-        self.align = align
-        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     def _pairs(self):

@@ -3,8 +3,8 @@
 FER-2013 and CK+48 crops are roughly aligned (eyes near 0.3-0.4 of the height,
 mouth near 0.75), so the regions are fixed fractions of the crop rather than
 per-image landmark detections: no detector runs, the descriptor is stateless and
-costs one HOG per region. For unaligned crops, align first
-(:class:`classicfer.face.FaceCropper`).
+costs one HOG per region. For unaligned crops, align first (``align='eyes'``, the
+:class:`~classicfer.features.EyeAligner` step, or :class:`classicfer.face.FaceCropper`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import ClassVar
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from ._align import ALIGN_CONSTRAINTS
 from ._base import ImageTransformer
 
 #: region name -> (top, bottom, left, right) as fractions of the crop
@@ -43,11 +42,6 @@ class RegionHOGFeatures(ImageTransformer):
     orientations : int, default=9
     pixels_per_cell : int, default=4
     cells_per_block : int, default=2
-    align : {'none', 'eyes'}, default='none'
-        'eyes' re-cuts each crop around its eyes first (68 dlib landmarks, see
-        :func:`classicfer.features.align_crops`).
-    align_margin : float, default=0.0
-        Framing of that re-cut (``margin`` of :func:`classicfer.face.align_face`).
     n_jobs : int or None, default=None
 
     Examples
@@ -62,18 +56,14 @@ class RegionHOGFeatures(ImageTransformer):
         "orientations": [Interval(Integral, 2, 36, closed="both")],
         "pixels_per_cell": [Interval(Integral, 2, None, closed="left")],
         "cells_per_block": [Interval(Integral, 1, None, closed="left")],
-        **ALIGN_CONSTRAINTS,
-        "n_jobs": [Integral, None],
     }
 
     def __init__(self, *, regions=None, orientations=9, pixels_per_cell=4, cells_per_block=2,
-                 align="none", align_margin=0.0, n_jobs=None):
+                 n_jobs=None):
         self.regions = regions
         self.orientations = orientations
         self.pixels_per_cell = pixels_per_cell
         self.cells_per_block = cells_per_block
-        self.align = align
-        self.align_margin = align_margin
         self.n_jobs = n_jobs
 
     def _regions(self):

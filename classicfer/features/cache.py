@@ -1,50 +1,39 @@
-"""Feature cache: each (image set, feature spec + params) is computed once.
+"""Feature cache: each (image set, feature step) is computed once.
 
-Stored with :class:`joblib.Memory` under ``$CLASSICFER_CACHE/features``
-(default ``~/.cache/classicfer/features``). The key is a content hash of the
+Stored with :class:`joblib.Memory` under ``<cache root>/features``, the cache root
+being :func:`classicfer.config.cache_root` (``$CLASSICFER_CACHE``, else
+``$XDG_CACHE_HOME/classicfer`` or ``~/.cache/classicfer``); ``CLASSICFER_CACHE=off``
+computes every time and writes nothing. The key is a content hash of the
 images (shape, dtype and bytes; or a caller-supplied key such as a dataset
-manifest hash) plus the JSON of the feature spec and parameters, so a grid over
-classifiers, a second ``fit`` or another process reuses the matrix. ``n_jobs``
-is not part of the key.
+manifest hash) plus the JSON of the feature step (:func:`~classicfer.features.feature_config`:
+spec, parameters, alignment), so a grid over classifiers, a second ``fit`` or
+another process reuses the matrix. ``n_jobs`` is not part of the key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 
+from ..config import cache_root
+from ._base import images_key
 
-def cache_root() -> Path:
-    """``$CLASSICFER_CACHE`` or ``~/.cache/classicfer``."""
-    env = os.environ.get("CLASSICFER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "classicfer"
+__all__ = ["cache_root", "compute_features", "images_key", "is_cached", "memory"]
 
 
 def memory():
-    """The :class:`joblib.Memory` of the feature cache."""
+    """The :class:`joblib.Memory` of the feature cache, or None when caching is off."""
     from joblib import Memory
 
-    return Memory(str(cache_root() / "features"), verbose=0)
+    root = cache_root()
+    return None if root is None else Memory(str(root / "features"), verbose=0)
 
 
-def images_key(images) -> str:
-    """Content hash of an image batch (shape, dtype, bytes)."""
-    arr = np.ascontiguousarray(images)
-    h = hashlib.blake2b(digest_size=20)
-    h.update(f"{arr.shape}|{arr.dtype}".encode())
-    h.update(memoryview(arr).cast("B"))
-    return h.hexdigest()
+def _describe(config_json: str, key: str, images, n_jobs=None):
+    from . import features_from_config
 
-
-def _describe(spec: str, params_json: str, key: str, images, n_jobs=None):
-    from . import make_features
-
-    params = json.loads(params_json)
-    est = make_features(spec, params)
+    est = features_from_config(json.loads(config_json))
     if n_jobs is not None:
         _set_n_jobs(est, n_jobs)
     return np.asarray(est.transform(images), np.float32)
@@ -53,10 +42,17 @@ def _describe(spec: str, params_json: str, key: str, images, n_jobs=None):
 def _set_n_jobs(est, n_jobs):
     from sklearn.pipeline import FeatureUnion
 
-    parts = est.transformer_list if isinstance(est, FeatureUnion) else [(None, est)]
-    for _, p in parts:
+    parts = [p for _, p in est.transformer_list] if isinstance(est, FeatureUnion) else [est]
+    aligner = getattr(est, "aligner", None)
+    for p in [*parts, *([aligner] if aligner is not None else [])]:
         if "n_jobs" in p.get_params(deep=False):
             p.set_params(n_jobs=n_jobs)
+
+
+def _config_json(transformer) -> str:
+    from . import feature_config
+
+    return json.dumps(feature_config(transformer), sort_keys=True)
 
 
 def compute_features(transformer, images, *, key: str | None = None, cache: bool = True,
@@ -71,32 +67,29 @@ def compute_features(transformer, images, *, key: str | None = None, cache: bool
         Identity of ``images`` (e.g. a dataset manifest hash + split); by default
         a hash of the array content.
     cache : bool
-        False computes without touching the cache.
+        False computes without touching the cache (as ``CLASSICFER_CACHE=off`` does).
     n_jobs : int, optional
         Processes for the extraction (not part of the cache key).
     """
-    from . import feature_params, feature_spec_of
     from ._base import as_image_batch
 
-    spec = feature_spec_of(transformer)
-    params = feature_params(transformer)
-    params_json = json.dumps(params, sort_keys=True)
+    config_json = _config_json(transformer)
     images = as_image_batch(images)
-    if not cache:
-        return _describe(spec, params_json, "", images, n_jobs)
+    mem = memory() if cache else None
+    if mem is None:
+        return _describe(config_json, "", images, n_jobs)
     if key is None:
         key = images_key(images)
-    func = memory().cache(_describe, ignore=["images", "n_jobs"])
-    return func(spec, params_json, key, images, n_jobs)
+    func = mem.cache(_describe, ignore=["images", "n_jobs"])
+    return func(config_json, key, images, n_jobs)
 
 
 def is_cached(transformer, images, *, key: str | None = None) -> bool:
     """Whether :func:`compute_features` would read these features from the cache."""
-    from . import feature_params, feature_spec_of
-
-    spec = feature_spec_of(transformer)
-    params_json = json.dumps(feature_params(transformer), sort_keys=True)
+    mem = memory()
+    if mem is None:
+        return False
     if key is None:
         key = images_key(images)
-    func = memory().cache(_describe, ignore=["images", "n_jobs"])
-    return func.check_call_in_cache(spec, params_json, key, None, None)
+    func = mem.cache(_describe, ignore=["images", "n_jobs"])
+    return func.check_call_in_cache(_config_json(transformer), key, None, None)

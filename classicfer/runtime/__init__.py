@@ -1,13 +1,17 @@
-"""onnxruntime-only inference for kiosks: no torch, no pickles.
+"""onnxruntime-only inference for kiosks: no torch, no pickles, no training code.
 
 - :func:`load_model` -> :class:`DeployedModel` (``.labels``, ``.predict_proba(crops)``,
   ``.sidecar``): a checksum-verified ``model.onnx`` + ``model.json`` folder.
 - :class:`Predictor` (``.predict(image)`` -> list of :class:`FaceResult`,
   ``.predict_record(image, path)`` -> the JSON record) and :func:`predict`.
+- :func:`read_sidecar`: the validated ``model.json`` (schema in :mod:`._schema`).
+
+The runtime reads and runs model folders; writing them (export, parity check,
+model cards) is :mod:`classicfer.export`. Faces are cut by
+:func:`classicfer.face.crop_face`.
 """
 
-from ._crop import CROP_MODES, crop_face
-from ._format import is_model_dir, read_sidecar, sha256_file, write_model_dir
+from ._format import is_model_dir, read_sidecar, sha256_file
 from ._model import (
                      DeployedModel,
                      bundled_models_dir,
@@ -19,7 +23,6 @@ from ._model import (
 from ._predict import DETECTORS, MIN_CONFIDENCE, MIN_FACE, FaceResult, Predictor, predict
 
 __all__ = [
-                     "CROP_MODES",
                      "DETECTORS",
                      "MIN_CONFIDENCE",
                      "MIN_FACE",
@@ -27,7 +30,6 @@ __all__ = [
                      "FaceResult",
                      "Predictor",
                      "bundled_models_dir",
-                     "crop_face",
                      "default_model_dir",
                      "is_model_dir",
                      "list_models",
@@ -36,5 +38,4 @@ __all__ = [
                      "read_sidecar",
                      "resolve_model_dir",
                      "sha256_file",
-                     "write_model_dir",
 ]

@@ -35,9 +35,12 @@ DIGESTS_FILE = "DIGESTS.json"
 RECORD_COMMAND = "classicfer model-digest --record-bundled"
 
 
-def _bundled_root() -> Path:
-    from ._model import bundled_models_dir
+def bundled_models_dir() -> Path:
+    """``classicfer/models/``: the folder of the bundled models and :data:`DIGESTS_FILE`."""
+    return Path(__file__).resolve().parent.parent / "models"
 
+
+def _bundled_root() -> Path:
     return bundled_models_dir()
 
 
@@ -171,6 +174,7 @@ __all__ = [
     "DIGESTS_FILE",
     "DIGEST_ENV",
     "bundled_digests",
+    "bundled_models_dir",
     "bundled_name",
     "check_digests",
     "check_pinned",

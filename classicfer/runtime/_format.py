@@ -1,4 +1,4 @@
-"""The deployment format: a folder with ``model.onnx`` and ``model.json``.
+"""The deployment format: a folder with ``model.onnx`` and ``model.json`` (reading it).
 
 ``model.json`` (the sidecar) holds everything needed to run the model without
 torch or pickles: labels, input size and normalisation, the feature parameters
@@ -7,6 +7,8 @@ summary. Loading validates every key it uses against a schema
 (:mod:`classicfer.runtime._schema`: types, canonical and unique labels, a finite
 temperature > 0, ``onnx.file`` a plain file name inside the folder), verifies
 the checksum and refuses a mismatch, each with a one-line :class:`ModelError`.
+Folders are written by :func:`classicfer.export.write_model_dir`, which fills in
+the checksum and validates against the same schema before writing.
 
 Sidecar keys
 ------------
@@ -18,7 +20,10 @@ input : {"size": [H, W], "color": "gray"|"rgb", "crop": "whole"|"box"|"level"|"a
          "scale": float > 0, "mean": float | [float per channel],
          "std": float > 0 | [float > 0 per channel]}
          (CNN input = (pixels * scale - mean) / std, NCHW float32)
-features : {"spec": "hog+lbp", "params": {...}}   (classical only)
+features : {"spec": "hog+lbp", "params": {...},   (classical only)
+            "align": {"method": "eyes", "margin": float, "parts": ["hog", "lbp"]}}
+         ("align", when present, is the eye-alignment step: it runs once on the crops
+          before the descriptors named in "parts"; the others see the crops as given)
 onnx : {"file": "model.onnx", "sha256": str, "input": str, "output": str,
         "output_kind": "logits"|"probabilities"}
          ("file" is a plain name in the model folder; "sha256" is required)
@@ -114,39 +119,6 @@ class ModelFiles:
     def digest(self) -> str:
         """:func:`folder_digest` of ``model.json`` and the ONNX file."""
         return folder_digest({SIDECAR: self.sidecar_bytes, self.onnx_path.name: self.onnx_bytes})
-
-
-def write_model_dir(out_dir, onnx_bytes: bytes, sidecar: dict, *, card: bool = True) -> Path:
-    """Write ``model.onnx`` and ``model.json`` (checksum filled in) to ``out_dir``,
-    and ``model_card.md`` unless ``card=False`` (see :mod:`classicfer.cards`).
-
-    The sidecar is validated as :func:`read_sidecar` would before anything is written.
-    """
-    out = Path(out_dir)
-    meta = dict(sidecar)
-    meta.setdefault("format", FORMAT)
-    meta.setdefault("format_version", FORMAT_VERSION)
-    meta.setdefault("temperature", 1.0)
-    onnx_meta = dict(meta.get("onnx", {}))
-    onnx_meta["file"] = ONNX_FILE
-    onnx_meta["sha256"] = hashlib.sha256(onnx_bytes).hexdigest()
-    meta["onnx"] = onnx_meta
-    missing = {"kind", "labels", "input"} - set(meta)
-    if missing:
-        raise ModelError(f"sidecar lacks {', '.join(sorted(missing))}")
-    text = json.dumps(meta, indent=2, sort_keys=True) + "\n"
-    try:
-        check_sidecar(json.loads(text), format_name=FORMAT, format_version=FORMAT_VERSION)
-    except SchemaError as e:
-        raise ModelError(f"{out / SIDECAR}: not written: {e}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ONNX_FILE).write_bytes(onnx_bytes)
-    (out / SIDECAR).write_text(text)
-    if card:  # every exported model gets a card; `classicfer card` refreshes it later
-        from ..cards import write_model_card
-
-        write_model_card(out)
-    return out
 
 
 def model_folder(model_dir) -> Path:
@@ -268,5 +240,4 @@ __all__ = [
     "read_model_files",
     "read_sidecar",
     "sha256_file",
-    "write_model_dir",
 ]

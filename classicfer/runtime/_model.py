@@ -4,9 +4,10 @@ A :class:`DeployedModel` wraps one ``model.onnx`` + ``model.json`` folder:
 
 - ``kind == "cnn"``: crops are normalised as the sidecar says and the ONNX graph
   runs end to end (logits or probabilities out);
-- ``kind == "classical"``: the feature code named in ``features.spec`` runs in
-  Python (``classicfer.features.make_features``) and only the classifier runs in
-  ONNX (probabilities out).
+- ``kind == "classical"``: the feature step the ``features`` block describes (the
+  descriptors of ``spec`` with their ``params``, behind the eye-alignment step when
+  it has ``align``) runs in Python (``classicfer.features.features_from_config``)
+  and only the classifier runs in ONNX (probabilities out).
 
 Loading reads each file once (``model.json`` validated against its schema, the ONNX
 checksum verified), checks the folder digest (a bundled model against
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import ConfigError, ModelError
-from ._digests import DIGEST_ENV, check_digests, check_pinned, pinned_digest
+from ._digests import DIGEST_ENV, bundled_models_dir, check_digests, check_pinned, pinned_digest
 from ._format import SIDECAR, is_model_dir, normalise_digest, read_model_files
 
 #: Environment variable naming the default model folder.
@@ -41,15 +42,12 @@ _CACHE: dict = {}
 _LOCK = threading.Lock()
 
 
-def bundled_models_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "models"
-
-
 def list_models() -> list[Path]:
     """Model folders shipped in ``classicfer/models/``, best first.
 
     Preference: the folders in :data:`PREFERRED`, then CNN models, then classical
-    models by their recorded test accuracy (``metrics``), then by name.
+    models by their recorded accuracy (``metrics["accuracy"]``, older names read too),
+    then by name.
     """
     root = bundled_models_dir()
     if not root.is_dir():
@@ -73,19 +71,47 @@ def list_models() -> list[Path]:
     return sorted(found, key=key)
 
 
-def _headline_metric(metrics: dict) -> float:
+#: Metric names of older sidecars -> the names every result uses now (``accuracy``,
+#: ``balanced_accuracy``, ``macro_f1``, ``per_class``, with ``split`` saying which rows).
+LEGACY_METRICS = {
+    "test_accuracy": ("test", "accuracy"),
+    "test_balanced_accuracy": ("test", "balanced_accuracy"),
+    "test_macro_f1": ("test", "macro_f1"),
+    "test_per_class_f1": ("test", "per_class"),
+    "privatetest_accuracy": ("test", "accuracy"),
+    "privatetest_macro_f1": ("test", "macro_f1"),
+    "privatetest_per_class_f1": ("test", "per_class"),
+    "f1_macro": (None, "macro_f1"),
+}
+
+
+def sidecar_metrics(metrics) -> dict:
+    """A sidecar's ``metrics`` under the current names.
+
+    Sidecars written before the names were shared say ``test_accuracy``,
+    ``privatetest_macro_f1``, ``f1_macro``...; those are renamed (a per-class F1 table
+    becomes ``per_class: {label: {"f1": ...}}``) unless the current name is present.
+    Other keys are kept as they are.
+    """
     if not isinstance(metrics, dict):
-        return 0.0
-    for k in ("test_accuracy", "accuracy", "test_balanced_accuracy", "balanced_accuracy"):
-        v = metrics.get(k)
-        if isinstance(v, (int, float)):
-            return float(v)
-    for v in metrics.values():  # nested, e.g. {"fer2013": {"accuracy": ...}}
-        if isinstance(v, dict):
-            s = _headline_metric(v)
-            if s > 0:
-                return s
-    return 0.0
+        return {}
+    out = dict(metrics)
+    for old, (split, new) in LEGACY_METRICS.items():
+        if old not in metrics or new in metrics:
+            continue
+        value = metrics[old]
+        if new == "per_class" and isinstance(value, dict):
+            value = {c: {"f1": f} for c, f in value.items()}
+        out.setdefault(new, value)
+        if split is not None:
+            out.setdefault("split", split)
+    return out
+
+
+def _headline_metric(metrics: dict) -> float:
+    """The recorded ``accuracy`` of a sidecar's metrics (0 when it records none)."""
+    v = sidecar_metrics(metrics).get("accuracy")
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0
 
 
 def default_model_dir() -> Path:
@@ -249,6 +275,7 @@ class DeployedModel:
         if self.kind == "classical":
             self.feature_spec = meta["features"]["spec"]
             self.feature_params = dict(meta["features"].get("params") or {})
+            self.feature_align = meta["features"].get("align")  # the alignment step
 
     def _bind_io(self, onnx_meta: dict) -> None:
         inputs = self.session.get_inputs()
@@ -306,12 +333,10 @@ class DeployedModel:
 
     def _feature_transformer(self, sample):
         if self._features is None:
-            try:
-                from ..features import make_features
-            except ImportError as e:
-                raise ModelError(f"{self.path}: classical model needs classicfer.features "
-                                 f"({e})") from None
-            t = make_features(self.feature_spec, self.feature_params)
+            from ..features import features_from_config
+
+            t = features_from_config({"spec": self.feature_spec, "params": self.feature_params,
+                                      "align": self.feature_align})
             # Feature transformers are stateless descriptors; fit only records shapes.
             t.fit(sample)
             self._features = t
@@ -399,13 +424,9 @@ class DeployedModel:
             raise ModelError(f"{self.path}: a {self.kind} model has no separate feature stage")
         crops = self.prepare(crops)
         t = self._feature_transformer(crops)
-        parts = getattr(t, "transformer_list", None)
-        if parts is None or getattr(t, "transformer_weights", None):
-            return np.asarray(t.transform(crops), dtype=np.float32)
-        # a FeatureUnion's output is its parts' outputs side by side; calling the parts
-        # directly skips its joblib dispatch (~2 ms per kiosk crop for 5 parts)
-        return np.hstack([np.asarray(p.transform(crops), dtype=np.float32)
-                          for _, p in parts if p not in ("drop", "passthrough")])
+        # a DescriptorUnion runs its parts in turn, without joblib's dispatch (~2 ms per
+        # kiosk crop for 5 parts), and the alignment step once before them
+        return np.asarray(t.transform(crops), dtype=np.float32)
 
     def classify_features(self, feats) -> np.ndarray:
         """Classical models: probabilities from feature vectors (the ONNX classifier)."""

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..exceptions import ConfigError, ImageError
+from ..face._crop import CROP_MODES, crop_face
 from ..face._detect import METHODS
-from ._crop import CROP_MODES, crop_face
 
 #: Smallest face side (pixels, in the input image) that is classified.
 MIN_FACE = 40
@@ -123,7 +123,8 @@ class Predictor:
         per face); ``"68"``: dlib's 68-point model, trained on iBUG 300-W, whose
         licence forbids commercial use.
     crop : {"whole", "box", "level", "aligned"}, optional
-        How a detected face is framed; default from the model's sidecar
+        How a detected face is framed (a framing of
+        :func:`classicfer.face.crop_face`); default from the model's sidecar
         (``input.crop``; ``"whole"`` there means "FER-style crops", which the
         runtime makes with ``"level"``, or ``"box"`` without landmarks).
     detect : bool
@@ -219,7 +220,7 @@ class Predictor:
         elif not self.gray and image.ndim == 2:
             src = np.repeat(image[:, :, None], 3, axis=2)
         out = [crop_face(src, f.box, f.landmarks, size=self.model.input_size,
-                         mode=mode or self.crop,
+                         framing=mode or self.crop,
                          detector=self.detector, layout=getattr(f, "layout", None))
                for f in faces]
         return self.model.prepare(out)

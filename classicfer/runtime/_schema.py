@@ -18,8 +18,8 @@ import json
 import math
 import re
 
+from ..face._crop import CROP_MODES
 from ..labels import EMOTIONS
-from ._crop import CROP_MODES
 
 SIDECAR_NAME = "model.json"
 
@@ -217,7 +217,10 @@ SIDECAR_SCHEMA = Obj({
         "mean": (CHANNEL_VALUES, False),
         "std": (CHANNEL_SCALES, False),
     }), True),
-    "features": (Obj({"spec": (Str(), True), "params": (Dict(), False)}), False),
+    "features": (Obj({"spec": (Str(), True), "params": (Dict(), False),
+                      "align": (Obj({"method": (Choice("eyes"), False),
+                                     "margin": (Num(lo=-0.3, hi=1.0), False),
+                                     "parts": (Arr(Str(), 1), False)}), False)}), False),
     "onnx": (Obj({
         "file": (PlainFileName(forbidden=(SIDECAR_NAME,)), False),
         "sha256": (Str(r"[0-9a-fA-F]{64}", expected="the ONNX file's sha256, "

@@ -50,7 +50,6 @@ import ipaddress
 import json
 import logging
 import math
-import platform
 import queue
 import time
 import warnings
@@ -67,6 +66,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..exceptions import ClassicferError, ImageError
+from ..provenance import versions
 
 try:  # python-multipart >= 0.0.13
     import python_multipart as _multipart
@@ -389,17 +389,9 @@ def _parse_multipart(body: bytes, content_type: str) -> tuple[bytes, str | None,
     return bytes(chosen["data"]), chosen["filename"], ptype
 
 
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for dist in ("classicfer", "numpy", "onnxruntime", "opencv-contrib-python-headless",
-                 "pillow", "starlette", "uvicorn"):
-        try:
-            out[dist] = version(dist)
-        except PackageNotFoundError:
-            pass
-    return out
+#: packages whose versions the health endpoint reports (those installed)
+VERSION_PACKAGES = ("classicfer", "numpy", "onnxruntime", "opencv-contrib-python-headless",
+                    "pillow", "starlette", "uvicorn")
 
 
 def _model_info(predictor) -> dict:
@@ -442,7 +434,7 @@ class _Service:
         self.served = 0
         self.started = time.time()
         self.info = _model_info(predictors[0])
-        self.versions = _versions()
+        self.versions = versions(VERSION_PACKAGES)
 
     def check_pixels(self, data: bytes) -> None:
         from PIL import Image

@@ -1,9 +1,11 @@
-"""Export a trained CNN head (any family of :mod:`.model`) to ONNX (needs torch).
+"""Export a trained CNN head (any family of :mod:`classicfer.cnn_head.model`) to ONNX
+(needs torch).
 
 ``export_model`` writes ``model.onnx`` (input ``input`` NCHW float32 with a
 dynamic batch axis, output ``logits``) and ``model.json`` (see
-:mod:`classicfer.runtime._format`). ``parity_check`` compares onnxruntime and
-torch on the same inputs.
+:mod:`classicfer.runtime._format`) with :func:`classicfer.export.write_model_dir`.
+``cnn_parity`` runs torch and onnxruntime on the same inputs and compares their
+logits with :func:`classicfer.export.parity`.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..cnn_head.model import count_flops, count_params
 from ..exceptions import ModelError
-from ..runtime._format import read_sidecar, write_model_dir
-from .model import count_flops, count_params
+from ..runtime._format import read_sidecar
+from ._folder import write_model_dir
+from ._parity import parity
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -106,8 +110,24 @@ def preprocess(images, meta) -> np.ndarray:
     return ((x - float(inp["mean"])) / float(inp["std"])).astype(np.float32)
 
 
-def parity_check(model, model_dir, images=None, *, n: int = 64, seed: int = 0) -> float:
-    """Max |logits_onnxruntime - logits_torch| over ``images`` (uint8 crops; random if None)."""
+def cnn_parity(model, model_dir, images=None, *, n: int = 64, seed: int = 0) -> dict:
+    """:func:`~classicfer.export.parity` of torch's and onnxruntime's logits.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network that was exported (eval mode is set).
+    model_dir : str or Path
+        Its exported folder.
+    images : (N, H, W) uint8 ndarray, optional
+        Face crops at the model's input size; ``n`` random crops (``seed``) if None.
+
+    Returns
+    -------
+    dict
+        ``n``, ``agreement`` (same argmax) and ``max_abs_diff`` (largest
+        |logit_onnxruntime - logit_torch|).
+    """
     sess, meta = onnx_session(model_dir)
     h, w = meta["input"]["size"]
     if images is None:
@@ -117,7 +137,7 @@ def parity_check(model, model_dir, images=None, *, n: int = 64, seed: int = 0) -
     model.eval()
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
-    return float(np.abs(got - want).max())
+    return parity(want, got)
 
 
 def latency_ms(model_dir, *, repeats: int = 500, warmup: int = 50) -> dict:
@@ -136,3 +156,7 @@ def latency_ms(model_dir, *, repeats: int = 500, warmup: int = 50) -> dict:
     t = np.array(times)
     return {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90)),
             "min_ms": float(t.min()), "repeats": repeats}
+
+
+__all__ = ["FlipAverage", "cnn_parity", "export_model", "latency_ms", "onnx_bytes",
+           "onnx_session", "preprocess"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..labels import EMOTIONS
-from ._format import write_model_dir
+from ._folder import write_model_dir
 
 
 def make_linear_model(out_dir, *, labels=EMOTIONS[:7], size=48, color="gray", seed=0,

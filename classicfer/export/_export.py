@@ -1,4 +1,4 @@
-"""Turn a trained pipeline into the deployment format, with a parity check.
+"""``classicfer export``: a trained pipeline or CNN checkpoint -> model folder, checked.
 
 Sources (the developer's own files; loading a pickle/torch checkpoint happens
 here, at export time, never in the runtime, and only when asked for with
@@ -6,16 +6,16 @@ here, at export time, never in the runtime, and only when asked for with
 
 - a scikit-learn/classicfer pipeline saved with ``joblib`` (``*.joblib``,
   ``*.pkl``), or a folder holding one: exported with
-  :func:`classicfer.models.save_model` (features in Python, classifier in ONNX);
+  :func:`classicfer.export.save_model` (features in Python, classifier in ONNX);
 - a CNN checkpoint (``*.pt``, ``*.pth``; or a training folder with
-  ``checkpoints/best.pt``): exported with
-  :func:`classicfer.cnn_head.export.export_model` (needs torch).
+  ``checkpoints/best.pt``): exported with :func:`classicfer.export.export_model`
+  (needs torch).
 
-The parity check then runs the *deployed* folder through the runtime
-(:class:`~classicfer.runtime.DeployedModel`, i.e. features rebuilt from the
-sidecar, ONNX through onnxruntime) and the original model on the same crops,
-and refuses the export (deleting the folder) when the predicted labels differ
-on more than ``1 - min_agreement`` of them.
+The parity check (:func:`classicfer.export.parity`) then runs the *deployed*
+folder through the runtime (:class:`~classicfer.runtime.DeployedModel`, i.e.
+features rebuilt from the sidecar, ONNX through onnxruntime) and the original
+model on the same crops, and refuses the export (deleting the folder) when the
+predicted labels differ on more than ``1 - min_agreement`` of them.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import ConfigError, DataError, ModelError
+from ._parity import parity
 
 PIPELINE_EXTS = (".joblib", ".pkl", ".pickle")
 CHECKPOINT_EXTS = (".pt", ".pth", ".ckpt")
@@ -97,15 +98,6 @@ def check_crops(size=(48, 48), *, data=None, n: int = 64, seed: int = 0) -> np.n
     return np.ascontiguousarray(np.stack(out))
 
 
-def _parity(p_ref, labels_ref, deployed, crops) -> dict:
-    p_dep = deployed.predict_proba(crops)
-    order = [list(labels_ref).index(lab) for lab in deployed.labels]
-    p_ref = np.asarray(p_ref, np.float64)[:, order]
-    agree = float(np.mean(p_ref.argmax(1) == p_dep.argmax(1)))
-    return {"n": len(crops), "label_agreement": agree,
-            "max_abs_prob_diff": float(np.abs(p_ref - p_dep).max())}
-
-
 def check_inputs(source, out_dir, *, data=None, force: bool = False,
                  allow_pickle: bool = False) -> tuple[str, Path]:
     """The cheap checks of :func:`export`, run before any file is unpickled.
@@ -145,8 +137,16 @@ def export(source, out_dir, *, name=None, data=None, n_check: int = 64,
     ``allow_pickle`` must be True: both sources (a joblib pipeline, a torch
     checkpoint) are pickles, and loading one runs code stored in it. Every other
     input is checked first (:func:`check_inputs`).
+
+    Returns
+    -------
+    dict
+        ``kind``, ``source``, ``out``, ``name``, ``labels``, ``sha256`` and
+        ``parity``: :func:`classicfer.export.parity` of the original's and the
+        deployed folder's probabilities on the check crops (``n``, ``agreement``,
+        ``max_abs_diff``).
     """
-    from ._model import DeployedModel
+    from ..runtime._model import DeployedModel
 
     kind, path = check_inputs(source, out_dir, data=data, force=force,
                               allow_pickle=allow_pickle)
@@ -165,19 +165,17 @@ def export(source, out_dir, *, name=None, data=None, n_check: int = 64,
         feat = pipe.named_steps.get("features")
         shape = tuple(getattr(feat, "image_shape_", None) or (48, 48))
         crops = check_crops(shape, data=data, n=n_check)
-        from ..models import save_model
+        from ._classical import save_model
 
         save_model(pipe, out, dataset_name=dataset_name or "unknown", name=name,
                    check_images=crops)
         p_ref, labels_ref = pipe.predict_proba(crops), [str(c) for c in pipe.classes_]
     else:
-        try:
-            from ..cnn_head.export import export_model
-            from ..cnn_head.train import load_checkpoint
-        except ImportError as e:
-            raise ModelError(f"exporting a CNN checkpoint needs torch ({e}); "
-                             f"pip install '.[cnn]'") from None
-        import torch
+        from ..cnn_head import require_torch
+
+        torch = require_torch()  # the optional extra; errors in classicfer's own modules raise
+        from ..cnn_head.train import load_checkpoint
+        from ._cnn import export_model
 
         model, ck = load_checkpoint(path)
         size = tuple(ck.get("size", (48, 48)))
@@ -191,12 +189,17 @@ def export(source, out_dir, *, name=None, data=None, n_check: int = 64,
             p_ref = torch.softmax(model(torch.from_numpy(x)), 1).numpy()
         labels_ref = list(ck["classes"])
     deployed = DeployedModel(out)
-    parity = _parity(p_ref, labels_ref, deployed, crops)
-    if parity["label_agreement"] < min_agreement:
+    check = parity(np.asarray(p_ref, np.float64), deployed.predict_proba(crops),
+                   labels=labels_ref, deployed_labels=deployed.labels)
+    if check["agreement"] < min_agreement:
         shutil.rmtree(out, ignore_errors=True)
         raise ModelError(f"parity check failed: the deployed model agrees with the original "
-                         f"on {parity['label_agreement']:.1%} of {parity['n']} crops "
+                         f"on {check['agreement']:.1%} of {check['n']} crops "
                          f"(< {min_agreement:.1%}); nothing written")
     return {"kind": kind, "source": str(path), "out": str(out), "name": deployed.name,
             "labels": deployed.labels, "sha256": deployed.sidecar["onnx"]["sha256"],
-            "parity": parity}
+            "parity": check}
+
+
+__all__ = ["CHECKPOINT_EXTS", "PIPELINE_EXTS", "check_crops", "check_inputs", "export",
+           "find_source"]

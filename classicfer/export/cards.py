@@ -8,8 +8,17 @@ it ships with or depends on, and how to report problems.
 
 Every figure in a card is read from files, never typed in: the sidecar
 (``model.json``: labels, training, metrics, temperature, calibration) and the
-evaluation harness's reports under ``results/<dataset>/<protocol>/<model>/``
-(``metrics.json``, ``calibration.json``, ``groups.json``, ``run.json``).
+evaluation harness's report folders (``<results>/<dataset>/<protocol>/<model>/``:
+``metrics.json``, ``calibration.json``, ``groups.json``, ``run.json``).
+
+Which reports a card shows is always said by the caller, never guessed from the
+current folder: report folders passed as ``evaluations``, and/or results roots
+passed as ``results_dirs``, under which the reports of the model's name are
+found (:func:`find_evaluations`, plus the held-out calibration record
+``<results>/responsible/<model>/calibration_test.json``). ``classicfer card``
+passes ``--report DIR`` folders, else the ``--results`` roots (default:
+``results`` in the current folder); a card written with a new model folder
+(:func:`classicfer.export.write_model_dir`) lists none.
 
 References
 ----------
@@ -23,7 +32,8 @@ import json
 import re
 from pathlib import Path
 
-from .exceptions import ModelError
+from ..exceptions import ModelError
+from ..runtime._format import read_sidecar
 
 CARD_FILE = "model_card.md"
 
@@ -241,12 +251,10 @@ def _safe_name(name: str) -> str:
     return out or "model"
 
 
-def _results_roots(model_dir: Path):
-    roots = [Path.cwd() / "results"]
-    for anc in list(model_dir.resolve().parents)[:5]:
-        roots.append(anc / "results")
+def _roots(results_dirs) -> list[Path]:
+    """The results roots that exist, each once, in the order given."""
     seen, out = set(), []
-    for r in roots:
+    for r in map(Path, results_dirs or ()):
         key = str(r.resolve()) if r.exists() else str(r)
         if key not in seen and r.is_dir():
             seen.add(key)
@@ -264,23 +272,34 @@ def read_evaluation(folder) -> dict | None:
             "groups": _load_json(d / "groups.json"), "run": _load_json(d / "run.json")}
 
 
-def find_evaluations(model_dir, meta=None, *, results_dirs=None) -> list[dict]:
-    """Harness reports of this model: ``<results>/<dataset>/<protocol>/<model>/``.
+def find_evaluations(model_dir, meta=None, *, results_dirs) -> list[dict]:
+    """Harness reports of this model under the given results roots:
+    ``<root>/<dataset>/<protocol>/<model>/``.
 
-    Matches the model's name (sidecar ``name``, else the folder name). A report
-    whose ``run.json`` records a different sha256 (an older model of the same
-    name) is returned with ``stale=True``.
+    Parameters
+    ----------
+    model_dir : str or Path
+        The model folder.
+    meta : dict, optional
+        Its sidecar (read from ``model_dir`` when omitted).
+    results_dirs : list of paths
+        The results roots to look in (only these: nothing is searched by default).
+
+    Returns
+    -------
+    list of dict
+        :func:`read_evaluation` records of the folders named after the model
+        (sidecar ``name``, else the folder name). A report whose ``run.json``
+        records a different sha256 (an older model of the same name) has
+        ``stale=True``.
     """
     model_dir = Path(model_dir)
     if meta is None:
-        from .runtime._format import read_sidecar
-
         meta, _ = read_sidecar(model_dir)
     names = {_safe_name(meta.get("name") or model_dir.name), _safe_name(model_dir.name)}
     sha = (meta.get("onnx") or {}).get("sha256")
-    roots = [Path(r) for r in results_dirs] if results_dirs else _results_roots(model_dir)
     out, seen = [], set()
-    for root in roots:
+    for root in _roots(results_dirs):
         for name in sorted(names):
             for mj in sorted(root.glob(f"*/*/{name}/metrics.json")):
                 key = str(mj.resolve())
@@ -305,7 +324,7 @@ def find_evaluations(model_dir, meta=None, *, results_dirs=None) -> list[dict]:
 def _model_details(meta, model_dir) -> list[str]:
     onnx = meta.get("onnx") or {}
     inp = meta.get("input") or {}
-    from . import __version__
+    from .. import __version__
 
     rows = [
         ("Name", meta.get("name") or model_dir.name),
@@ -461,9 +480,10 @@ def _evaluation(meta, evaluations) -> list[str]:
     stale = [e for e in evaluations if e.get("stale")]
     if not fresh:
         cmd, what = _evaluate_command(meta)
-        lines.append("No evaluation-harness report was found for this model (looked for "
-                     f"`results/<dataset>/<protocol>/<model>/metrics.json`). Run `{cmd}` "
-                     f"({what}), then `classicfer card MODEL_DIR` to add one.")
+        lines.append("No evaluation-harness report was found for this model (`classicfer "
+                     "card MODEL_DIR` reads those under `results/<dataset>/<protocol>/<model>/`, "
+                     f"or the folders named with `--report`). Run `{cmd}` ({what}), then "
+                     "`classicfer card MODEL_DIR` to add one.")
         lines.append("")
     else:
         protos = sorted({e["metrics"].get("protocol") for e in fresh} & set(PROTOCOL_NOTES))
@@ -548,11 +568,12 @@ def _top_confusions(m, k=5):
     return pairs[:k]
 
 
-def _calibration_test(model_dir, meta):
-    """``results/responsible/<model>/calibration_test.json`` for this exact model, if any."""
+def find_calibration_test(model_dir, meta, *, results_dirs) -> dict | None:
+    """``<root>/responsible/<model>/calibration_test.json`` of this exact model (same sha256
+    and temperature) under the given results roots, or None."""
     name = _safe_name(meta.get("name") or Path(model_dir).name)
     sha = (meta.get("onnx") or {}).get("sha256")
-    for root in _results_roots(Path(model_dir)):
+    for root in _roots(results_dirs):
         p = root / "responsible" / name / "calibration_test.json"
         rec = _load_json(p)
         if rec and rec.get("sha256") == sha and \
@@ -589,13 +610,12 @@ def _temperature_text(rec, t) -> str:
     return text + " Scaling never changes which class wins."
 
 
-def _calibration(meta, evaluations, model_dir=".") -> list[str]:
+def _calibration(meta, evaluations, test_rec=None) -> list[str]:
     lines = []
     t = float(meta.get("temperature", 1.0) or 1.0)
     rec = meta.get("calibration") or {}
     if rec:
         lines.append(_temperature_text(rec, t))
-    test_rec = _calibration_test(model_dir, meta)
     if test_rec:
         a, b = test_rec["T1"], test_rec["fitted"]
         lines.append("")
@@ -651,8 +671,6 @@ def _calibration(meta, evaluations, model_dir=".") -> list[str]:
 
 
 def _groups(meta, evaluations) -> list[str]:
-    from .evaluation.fairness import group_metrics_markdown
-
     lines = []
     found = [e for e in evaluations if not e.get("stale") and e.get("groups")]
     if not found:
@@ -671,6 +689,8 @@ def _groups(meta, evaluations) -> list[str]:
             "",
         ]
         return lines
+    from ..evaluation.fairness import group_metrics_markdown  # only for reports with groups
+
     for e in found:
         m = e["metrics"]
         g = e["groups"]
@@ -717,8 +737,20 @@ def _components_used(meta) -> dict:
     return {"landmarks68": bool(uses68)}
 
 
-def render_model_card(meta, model_dir, evaluations) -> str:
-    """The card as Markdown text (see :func:`write_model_card`)."""
+def render_model_card(meta, model_dir, evaluations, calibration_test=None) -> str:
+    """The card as Markdown text (see :func:`write_model_card`).
+
+    Parameters
+    ----------
+    meta : dict
+        The sidecar.
+    model_dir : str or Path
+        The model folder (its name is the fallback model name).
+    evaluations : list of dict
+        :func:`read_evaluation` records (``stale`` ones are listed as ignored).
+    calibration_test : dict, optional
+        A :func:`find_calibration_test` record.
+    """
     model_dir = Path(model_dir)
     name = meta.get("name") or model_dir.name
     body = {
@@ -727,7 +759,7 @@ def render_model_card(meta, model_dir, evaluations) -> str:
         "Out-of-scope uses": [OUT_OF_SCOPE],
         "Training data and known skews": _training_data(meta, evaluations),
         "Evaluation": _evaluation(meta, evaluations),
-        "Calibration": _calibration(meta, evaluations, model_dir),
+        "Calibration": _calibration(meta, evaluations, calibration_test),
         "Per-group evaluation": _groups(meta, evaluations),
         "Limitations": [LIMITATIONS],
         "Licences": _licences(meta),
@@ -746,8 +778,44 @@ def render_model_card(meta, model_dir, evaluations) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
+def _given_evaluations(evaluations) -> list[dict]:
+    """Report folders (paths) or :func:`read_evaluation` dicts -> records, none stale."""
+    evs = []
+    for e in evaluations:
+        if isinstance(e, dict):
+            e = dict(e)
+            e.setdefault("dir", Path("."))
+            e.setdefault("stale", False)
+            for k in ("calibration", "groups", "run"):
+                e.setdefault(k, None)
+            evs.append(e)
+        else:
+            ev = read_evaluation(e)
+            if ev is None:
+                raise ModelError(f"{e}: no metrics.json; expected an evaluation report "
+                                 f"folder (results/<dataset>/<protocol>/<model>/)")
+            ev["stale"] = False
+            evs.append(ev)
+    return evs
+
+
+def model_card(model_dir, *, evaluations=None, results_dirs=None) -> tuple[Path, str]:
+    """``(model folder, card text)``; see :func:`write_model_card` for the parameters."""
+    meta, onnx_path = read_sidecar(model_dir)
+    model_dir = Path(onnx_path).parent
+    evs = _given_evaluations(evaluations or [])
+    test_rec = None
+    if results_dirs:
+        evs += find_evaluations(model_dir, meta, results_dirs=results_dirs)
+        test_rec = find_calibration_test(model_dir, meta, results_dirs=results_dirs)
+    return model_dir, render_model_card(meta, model_dir, evs, test_rec)
+
+
 def write_model_card(model_dir, *, evaluations=None, results_dirs=None, out=None) -> Path:
     """Write ``model_card.md`` for a deployment folder and return its path.
+
+    The card shows the reports it is given, and only those: with neither
+    ``evaluations`` nor ``results_dirs`` it has figures from the sidecar alone.
 
     Parameters
     ----------
@@ -755,47 +823,26 @@ def write_model_card(model_dir, *, evaluations=None, results_dirs=None, out=None
         Folder with ``model.onnx`` + ``model.json`` (checksum verified).
     evaluations : list, optional
         Harness report folders (paths) or dicts from :func:`read_evaluation`.
-        Default: every report of this model found under ``results/`` (the
-        current directory's, or one above the model folder).
     results_dirs : list of paths, optional
-        Where to look instead of the default ``results/`` folders.
+        Results roots holding harness reports (``<root>/<dataset>/<protocol>/<model>/``):
+        the reports of this model found there (:func:`find_evaluations`) are added,
+        and its held-out calibration record (:func:`find_calibration_test`).
     out : str or Path, optional
         Output file (default ``MODEL_DIR/model_card.md``).
 
     Raises
     ------
     ModelError
-        Not a model folder, or a bad sidecar/checksum.
+        Not a model folder, a bad sidecar/checksum, or an ``evaluations`` folder
+        without ``metrics.json``.
     """
-    from .runtime._format import read_sidecar
-
-    meta, onnx_path = read_sidecar(model_dir)
-    model_dir = Path(onnx_path).parent
-    if evaluations is None:
-        evs = find_evaluations(model_dir, meta, results_dirs=results_dirs)
-    else:
-        evs = []
-        for e in evaluations:
-            if isinstance(e, dict):
-                e = dict(e)
-                e.setdefault("dir", Path("."))
-                e.setdefault("stale", False)
-                for k in ("calibration", "groups", "run"):
-                    e.setdefault(k, None)
-                evs.append(e)
-            else:
-                ev = read_evaluation(e)
-                if ev is None:
-                    raise ModelError(f"{e}: no metrics.json; expected an evaluation report "
-                                     f"folder (results/<dataset>/<protocol>/<model>/)")
-                ev["stale"] = False
-                evs.append(ev)
-    text = render_model_card(meta, model_dir, evs)
+    model_dir, text = model_card(model_dir, evaluations=evaluations, results_dirs=results_dirs)
     path = Path(out) if out else model_dir / CARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
 
 
-__all__ = ["CARD_FILE", "DATASET_NOTES", "LICENCES", "SECTIONS", "find_evaluations",
-           "read_evaluation", "render_model_card", "write_model_card"]
+__all__ = ["CARD_FILE", "DATASET_NOTES", "LICENCES", "SECTIONS", "find_calibration_test",
+           "find_evaluations", "model_card", "read_evaluation", "render_model_card",
+           "write_model_card"]
