@@ -43,9 +43,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     from PIL import Image
-    from sklearn.metrics import accuracy_score, f1_score
 
     from classicfer.datasets import load_dataset
+    from classicfer.evaluation import split_metrics
     from classicfer.runtime import load_model
 
     t0 = time.perf_counter()
@@ -56,8 +56,8 @@ def main(argv=None):
     P = np.concatenate([model.predict_proba(te.images[i:i + 256])
                         for i in range(0, len(te), 256)])
     pred = labels[P.argmax(1)]
-    acc = float(accuracy_score(te.labels, pred))
-    f1 = float(f1_score(te.labels, pred, average="macro"))
+    scores = split_metrics(te.labels, pred, split="test")
+    acc, f1 = scores["accuracy"], scores["macro_f1"]
     print(f"PrivateTest through the runtime: accuracy {acc:.4f}, macro-F1 {f1:.4f}", flush=True)
 
     x = te.images[:args.n_time]
@@ -84,7 +84,8 @@ def main(argv=None):
     meta = json.loads((args.model / "model.json").read_text())
     size_mb = sum(p.stat().st_size for p in args.model.iterdir()) / 2**20
     rec = run_record(model=str(args.model), features=meta.get("features"),
-                     privatetest_accuracy=round(acc, 4), privatetest_macro_f1=round(f1, 4),
+                     split="test", accuracy=round(acc, 4), macro_f1=round(f1, 4),
+                     balanced_accuracy=round(scores["balanced_accuracy"], 4),
                      load_seconds=round(load_s, 2), per_face_single_crop=ms,
                      n_timed=len(x), threads={k: os.environ.get(k) for k in (
                          "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")},

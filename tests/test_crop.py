@@ -81,3 +81,23 @@ def test_face_cropper_accepts_blazeface(img):
     assert dlib5.shape == (1, 64, 64)
     with pytest.raises(ConfigError, match="cannot upsample"):
         FaceCropper(detector="blazeface", upsample=1).fit([img])
+
+
+def test_level_reads_the_eyes_through_eye_centers(img):
+    """"level" takes its eye centres from :func:`classicfer.face.eye_centers`: any layout it
+    knows gives the same crop as the two centres themselves; unreadable points fall back."""
+    from classicfer.face import eye_centers
+
+    gray = read_image(ASTRONAUT, gray=True)
+    box = (170, 60, 108, 108)
+    five = np.array([[262.0, 121.0], [240.0, 122.0], [195.0, 118.0], [218.0, 120.0],
+                     [225.0, 150.0]])  # dlib 5-point: two corners per eye, then the nose
+    left, right = eye_centers(five)
+    ref = crop_face(gray, box, five, framing="level")
+    assert not np.array_equal(ref, crop_face(gray, box, framing="box"))
+    assert np.array_equal(crop_face(gray, box, np.stack([left, right]), framing="level"), ref)
+    # 68 points read with a 5-point layout are not eyes: the "box" framing
+    wrong = np.full((68, 2), 200.0)
+    wrong[:2] = [[190.0, 120.0], [250.0, 121.0]]  # where mtcnn5 would look for the eyes
+    assert np.array_equal(crop_face(gray, box, wrong, framing="level", layout="mtcnn5"),
+                          crop_face(gray, box, framing="box"))

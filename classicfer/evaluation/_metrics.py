@@ -148,9 +148,14 @@ def bootstrap_accuracy_ci(y_true, y_pred, *, groups=None, n_boot=1000, level=0.9
     return float(lo), float(hi)
 
 
-def fold_summary(folds: list[dict], keys=("test_accuracy", "test_balanced_accuracy",
-                                          "test_macro_f1", "fit_time", "predict_time")) -> dict:
-    """``mean_<key>`` and ``std_<key>`` over folds (population std, as sklearn's cv_results_)."""
+def fold_summary(folds: list[dict], keys=None) -> dict:
+    """``mean_<key>`` and ``std_<key>`` over folds (population std, as sklearn's cv_results_).
+
+    ``keys`` default to ``test_<metric>`` for each of :data:`METRICS`, ``fit_time`` and
+    ``predict_time``.
+    """
+    if keys is None:
+        keys = (*(f"test_{m}" for m in METRICS), "fit_time", "predict_time")
     out = {}
     for k in keys:
         vals = np.array([f[k] for f in folds if f.get(k) is not None], dtype=float)

@@ -7,7 +7,8 @@ network's 128x128 input, so one forward pass (about 3 ms on one CPU core) finds
 faces whose side is at least about an eighth of the image's longer side: the
 faces of people within about a metre of a 640x480 kiosk camera. A ``min_size``
 below that adds overlapping windows (one pass each); for many small faces in a
-large photo ``mtcnn`` or ``haar`` may be faster.
+large photo ``mtcnn`` finds more of them, faster. Each face found is then checked by
+MTCNN's O-Net (:func:`verify_faces`), which drops look-alikes such as a cat's head.
 
 Decoding follows MediaPipe's ``face_detection_short_range_common.pbtxt``: 896
 SSD anchors (strides 8, 16, 16, 16; fixed anchor size), sigmoid scores, and

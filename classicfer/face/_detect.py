@@ -124,7 +124,7 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
         raise ConfigError(f"min_size must be > 0 pixels, got {min_size}")
     if method == "blazeface" and int(upsample) > 0:
         raise ConfigError("blazeface looks at the whole image at once and cannot upsample; "
-                          "use method='mtcnn' or 'haar' for small faces")
+                          "use method='mtcnn' or a smaller min_size for small faces")
     img = as_uint8_image(image, gray=method in ("haar", "dlib-hog"))
     if method == "blazeface":
         scale = 1.0

@@ -81,10 +81,11 @@ LAYOUTS = {
 
 
 def resolve_layout(landmarks, layout: str | None = None) -> str:
-    """The layout name for ``landmarks``: ``layout`` if given, else inferred from K."""
+    """The layout name for ``(K, 2)`` (or ``(N, K, 2)``) ``landmarks``: ``layout`` if given,
+    else inferred from K."""
     from ..exceptions import ConfigError
 
-    k = np.shape(landmarks)[0]
+    k = np.shape(landmarks)[-2] if np.ndim(landmarks) >= 2 else np.shape(landmarks)[0]
     if layout is None:
         layout = {68: "ibug68", 5: "dlib5", 2: "eyes2"}.get(k)
         if layout is None:
@@ -103,25 +104,26 @@ def eye_centers(landmarks, layout: str | None = None) -> tuple[np.ndarray, np.nd
 
     Parameters
     ----------
-    landmarks : (K, 2) array
+    landmarks : (K, 2) or (N, K, 2) array
         68-point (iBUG), dlib 5-point, MTCNN 5-point (pass ``layout="mtcnn5"``,
         or a :class:`Face`), BlazeFace 6-point (``layout="blazeface6"``) or 2 eye
-        centres.
+        centres; a batch of N faces gives N centres each.
     layout : str, optional
         A key of :data:`LAYOUTS`; inferred from K when omitted.
 
     Returns
     -------
-    left, right : (2,) float ndarrays
+    left, right : (2,) (or (N, 2)) float ndarrays
         ``(x, y)`` of the eye on the image's left, then the one on the right.
     """
     if isinstance(landmarks, Face):
         layout = layout or landmarks.layout
         landmarks = landmarks.landmarks
     pts = np.asarray(landmarks, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 2:
+    if pts.ndim not in (2, 3) or pts.shape[-1] != 2:
         from ..exceptions import ConfigError
 
-        raise ConfigError(f"expected landmarks of shape (K, 2), got {pts.shape}")
+        raise ConfigError(f"expected landmarks of shape (K, 2) or (N, K, 2), got {pts.shape}")
     lay = LAYOUTS[resolve_layout(pts, layout)]
-    return pts[lay["left_eye"]].mean(axis=0), pts[lay["right_eye"]].mean(axis=0)
+    return (pts[..., lay["left_eye"], :].mean(axis=-2),
+            pts[..., lay["right_eye"], :].mean(axis=-2))

@@ -7,6 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..face._types import eye_centers
 from ._base import ImageTransformer
 
 # iBUG 68-point index ranges (0-based)
@@ -63,8 +64,7 @@ def landmark_geometry(landmarks, *, rotate=True):
     pts = np.asarray(landmarks, np.float64)
     if pts.ndim != 3 or pts.shape[1:] != (68, 2):
         raise ValueError(f"expected (N, 68, 2) landmarks, got shape {pts.shape}")
-    re = pts[:, RIGHT_EYE].mean(1)
-    le = pts[:, LEFT_EYE].mean(1)
+    re, le = eye_centers(pts, "ibug68")  # the subject's right eye is on the image's left
     mid = (re + le) / 2
     d = le - re
     iod = np.maximum(np.linalg.norm(d, axis=-1), 1e-6)

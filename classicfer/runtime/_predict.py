@@ -112,9 +112,11 @@ class Predictor:
         Face detector. ``blazeface`` (the default) is the fastest and gives eye
         points (so with ``landmarks="auto"`` no landmark model runs); one pass
         finds faces of at least an eighth of the image's longer side (a person
-        near the camera), and ``min_size`` adds windows for smaller faces. For
-        many small faces in large photos ``mtcnn`` or ``haar`` may be faster (see
-        :func:`classicfer.face.detect_faces`).
+        near the camera), and ``min_size`` adds windows for smaller faces; each face
+        is confirmed by MTCNN's O-Net (about 1 ms), so look-alikes such as a cat's
+        head are not reported. For many small faces in large photos use ``mtcnn``
+        (``min_size=20`` for faces below 40 px): it finds more of them than ``haar``
+        or windowed BlazeFace, and faster (``results/face/false_positives.md``).
     landmarks : {"auto", "5", "68", "none"}
         Landmarks used to level the eyes before cropping. ``"auto"`` (default):
         the detector's own eye points when it has them (``blazeface``, ``mtcnn``),
