@@ -415,3 +415,29 @@ def test_cli_card_reads_the_reports_it_is_given(tmp_path, monkeypatch):
     assert "| ckplus48 | subject-kfold |" in text and "| fer2013 | official |" in text
     r = CliRunner().invoke(cli, ["card", str(d), "--report", str(tmp_path / "models")])
     assert r.exit_code == 1 and "no metrics.json" in r.output and "Traceback" not in r.output
+
+
+def test_generalisation_section_shows_the_models_row(tmp_path):
+    model = make_linear_model(tmp_path / "models" / "lin", name="lin")
+    gen = tmp_path / "gen"
+    gen.mkdir()
+    rec = {"accuracy": 0.5, "n": 10, "n_unscorable": 2,
+           "recall": {"angry": 0.25, "happy": 0.9, "contempt": 0.0}}
+    (gen / "matrix.json").write_text(json.dumps(
+        {"command": ["python", "benchmarks/generalisation.py"],
+         "matrix": {"lin": {"ckplus48": rec}, "other": {"ckplus48": dict(rec, accuracy=0.9)}}}))
+    acc = {c: [0.5, 0.4, 0.3, 0.2, 0.1] for c in ("gaussian_noise", "jpeg")}
+    acc["jpeg"] = [0.5, 0.45, 0.4, 0.3, 0.2]
+    (gen / "robustness.json").write_text(json.dumps({"robustness": {"lin": {"ferplus": {
+        "clean": 0.6, "accuracy": acc, "mean_s3": 0.35, "relative_s3": 0.35 / 0.6}}}}))
+    r = CliRunner().invoke(cli, ["card", str(model), "--generalisation", str(gen), "--stdout"])
+    assert r.exit_code == 0, r.output
+    section = r.output.split("## Generalisation")[1].split("\n## ")[0]
+    assert "| CK+48, all 981 images | 50.0 % | 10 | contempt 0.0 %, angry 25.0 %" in section
+    assert "| 90.0 % | 10 |" not in section  # another model's row
+    assert "hardest at severity 3: gaussian_noise 30.0 %" in section
+    r = CliRunner().invoke(cli, ["card", str(model), "--generalisation", str(tmp_path),
+                                 "--stdout"])
+    assert r.exit_code == 1 and "no matrix.json" in r.output
+    r = CliRunner().invoke(cli, ["card", str(model), "--stdout"])
+    assert "Not measured" in r.output.split("## Generalisation")[1].split("\n## ")[0]

@@ -19,6 +19,9 @@ from ._common import handle_errors
               help="Results root whose reports of this model "
                    "(RESULTS/<dataset>/<protocol>/<model name>/) are shown. Repeatable; "
                    "default without --report: results (in the current folder).")
+@click.option("--generalisation", "gen_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder of benchmarks/generalisation.py (matrix.json, "
+                   "robustness.json): this model's row becomes the Generalisation section.")
 @click.option("--stdout", "to_stdout", is_flag=True,
               help="Print the card instead of writing a file.")
 @click.option("--calibrate", "calibrate_data", type=click.Path(), default=None,
@@ -27,7 +30,7 @@ from ._common import handle_errors
                    "PublicTest), keep it only if it lowers the ECE of the other half, and store "
                    "the outcome in model.json (the ONNX file is untouched).")
 @handle_errors
-def card(model_dir, out, reports, results_dirs, to_stdout, calibrate_data):
+def card(model_dir, out, reports, results_dirs, gen_dir, to_stdout, calibrate_data):
     """Write model_card.md: uses, data skews, metrics, calibration, groups, licences.
 
     Figures come from MODEL_DIR/model.json and the evaluation reports named
@@ -58,8 +61,10 @@ def card(model_dir, out, reports, results_dirs, to_stdout, calibrate_data):
                    f"NLL {rec['nll_before']:.4f} -> {rec['nll_after']:.4f}; {verdict}", err=True)
     roots = list(results_dirs) or ([] if reports else ["results"])
     if to_stdout:
-        _, text = model_card(d, evaluations=list(reports), results_dirs=roots)
+        _, text = model_card(d, evaluations=list(reports), results_dirs=roots,
+                             generalisation=gen_dir)
         click.echo(text, nl=False)
         return
-    path = write_model_card(d, evaluations=list(reports), results_dirs=roots, out=out)
+    path = write_model_card(d, evaluations=list(reports), results_dirs=roots, out=out,
+                            generalisation=gen_dir)
     click.echo(f"wrote {path}")

@@ -44,6 +44,7 @@ SECTIONS = (
     "Out-of-scope uses",
     "Training data and known skews",
     "Evaluation",
+    "Generalisation",
     "Calibration",
     "Per-group evaluation",
     "Limitations",
@@ -737,7 +738,47 @@ def _components_used(meta) -> dict:
     return {"landmarks68": bool(uses68)}
 
 
-def render_model_card(meta, model_dir, evaluations, calibration_test=None) -> str:
+_GEN_TITLES = {"fer2013": "FER-2013 PrivateTest (FER labels)",
+               "ferplus": "FER+ test (majority)", "ckplus48": "CK+48, all 981 images",
+               "ckplus48-6": "CK+48, the 927 images of the six classes FER-2013 shares"}
+
+
+def read_generalisation(folder) -> dict | None:
+    """The cross-dataset matrix and robustness records of a ``benchmarks/generalisation.py``
+    output folder (``matrix.json``, ``robustness.json``), or None when it has none."""
+    folder = Path(folder)
+    mat = _load_json(folder / "matrix.json")
+    if not mat:
+        return None
+    rob = _load_json(folder / "robustness.json") or {}
+    return {"dir": folder, "matrix": mat.get("matrix", {}),
+            "robustness": rob.get("robustness", {}), "command": mat.get("command")}
+
+
+def _generalisation(name, gen) -> list[str]:
+    if not gen or name not in gen["matrix"]:
+        return ["Not measured: `classicfer card MODEL --generalisation DIR` shows the "
+                "cross-dataset matrix and robustness suite of `benchmarks/generalisation.py`."]
+    row = gen["matrix"][name]
+    lines = [f"From `{_rel(gen['dir'])}` (command: `{' '.join(gen['command'] or [])}`). "
+             "Accuracy over every image of each test set; an image of a class the model "
+             "cannot output counts as an error.", "",
+             "| test set | accuracy | n | weakest recalls |", "|---|---:|---:|---|"]
+    for key, r in row.items():
+        weak = sorted(r["recall"].items(), key=lambda kv: kv[1])[:3]
+        lines.append(f"| {_GEN_TITLES.get(key, key)} | {_pct(r['accuracy'])} | {r['n']} | "
+                     + ", ".join(f"{c} {_pct(v)}" for c, v in weak) + " |")
+    for key, r in gen["robustness"].get(name, {}).items():
+        worst = min(r["accuracy"], key=lambda c: r["accuracy"][c][2])
+        lines += ["", f"Robustness on {_GEN_TITLES.get(key, key)} (12 corruptions x severities "
+                      f"1-5, seeded): clean {_pct(r['clean'])}, mean at severity 3 "
+                      f"{_pct(r['mean_s3'])} ({_pct(r['relative_s3'])} of clean); hardest at "
+                      f"severity 3: {worst} {_pct(r['accuracy'][worst][2])}."]
+    return lines
+
+
+def render_model_card(meta, model_dir, evaluations, calibration_test=None,
+                      generalisation=None) -> str:
     """The card as Markdown text (see :func:`write_model_card`).
 
     Parameters
@@ -750,6 +791,8 @@ def render_model_card(meta, model_dir, evaluations, calibration_test=None) -> st
         :func:`read_evaluation` records (``stale`` ones are listed as ignored).
     calibration_test : dict, optional
         A :func:`find_calibration_test` record.
+    generalisation : dict, optional
+        A :func:`read_generalisation` record.
     """
     model_dir = Path(model_dir)
     name = meta.get("name") or model_dir.name
@@ -759,6 +802,7 @@ def render_model_card(meta, model_dir, evaluations, calibration_test=None) -> st
         "Out-of-scope uses": [OUT_OF_SCOPE],
         "Training data and known skews": _training_data(meta, evaluations),
         "Evaluation": _evaluation(meta, evaluations),
+        "Generalisation": _generalisation(name, generalisation),
         "Calibration": _calibration(meta, evaluations, calibration_test),
         "Per-group evaluation": _groups(meta, evaluations),
         "Limitations": [LIMITATIONS],
@@ -799,7 +843,8 @@ def _given_evaluations(evaluations) -> list[dict]:
     return evs
 
 
-def model_card(model_dir, *, evaluations=None, results_dirs=None) -> tuple[Path, str]:
+def model_card(model_dir, *, evaluations=None, results_dirs=None,
+               generalisation=None) -> tuple[Path, str]:
     """``(model folder, card text)``; see :func:`write_model_card` for the parameters."""
     meta, onnx_path = read_sidecar(model_dir)
     model_dir = Path(onnx_path).parent
@@ -808,10 +853,17 @@ def model_card(model_dir, *, evaluations=None, results_dirs=None) -> tuple[Path,
     if results_dirs:
         evs += find_evaluations(model_dir, meta, results_dirs=results_dirs)
         test_rec = find_calibration_test(model_dir, meta, results_dirs=results_dirs)
-    return model_dir, render_model_card(meta, model_dir, evs, test_rec)
+    gen = None
+    if generalisation is not None:
+        gen = read_generalisation(generalisation)
+        if gen is None:
+            raise ModelError(f"{generalisation}: no matrix.json; expected the output folder "
+                             "of benchmarks/generalisation.py")
+    return model_dir, render_model_card(meta, model_dir, evs, test_rec, gen)
 
 
-def write_model_card(model_dir, *, evaluations=None, results_dirs=None, out=None) -> Path:
+def write_model_card(model_dir, *, evaluations=None, results_dirs=None, out=None,
+                     generalisation=None) -> Path:
     """Write ``model_card.md`` for a deployment folder and return its path.
 
     The card shows the reports it is given, and only those: with neither
@@ -827,6 +879,9 @@ def write_model_card(model_dir, *, evaluations=None, results_dirs=None, out=None
         Results roots holding harness reports (``<root>/<dataset>/<protocol>/<model>/``):
         the reports of this model found there (:func:`find_evaluations`) are added,
         and its held-out calibration record (:func:`find_calibration_test`).
+    generalisation : str or Path, optional
+        An output folder of ``benchmarks/generalisation.py``: its matrix row and robustness
+        summary of this model (by name) become the card's Generalisation section.
     out : str or Path, optional
         Output file (default ``MODEL_DIR/model_card.md``).
 
@@ -836,7 +891,8 @@ def write_model_card(model_dir, *, evaluations=None, results_dirs=None, out=None
         Not a model folder, a bad sidecar/checksum, or an ``evaluations`` folder
         without ``metrics.json``.
     """
-    model_dir, text = model_card(model_dir, evaluations=evaluations, results_dirs=results_dirs)
+    model_dir, text = model_card(model_dir, evaluations=evaluations, results_dirs=results_dirs,
+                                 generalisation=generalisation)
     path = Path(out) if out else model_dir / CARD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
@@ -844,5 +900,6 @@ def write_model_card(model_dir, *, evaluations=None, results_dirs=None, out=None
 
 
 __all__ = ["CARD_FILE", "DATASET_NOTES", "LICENCES", "SECTIONS", "find_calibration_test",
-           "find_evaluations", "model_card", "read_evaluation", "render_model_card",
+           "find_evaluations", "model_card", "read_evaluation", "read_generalisation",
+           "render_model_card",
            "write_model_card"]
