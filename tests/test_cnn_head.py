@@ -385,3 +385,22 @@ def test_cli_transfer_to_other_classes_gets_a_fresh_head(tiny_fer_folder, tiny_c
     ck = torch.load(tmp_path / "ck" / "checkpoints" / "best.pt", weights_only=False)
     assert ck["mean"] == pytest.approx(fer["mean"])  # FER normalisation kept
     assert ck["classes"] != fer["classes"]
+
+
+@pytest.mark.parametrize("params, name", [({"epochs": 0}, "epochs"), ({"lr": -1.0}, "lr"),
+                                          ({"members": 0}, "members"),
+                                          ({"tta_flip": "yes"}, "tta_flip")])
+def test_cnn_classifier_checks_its_parameters_before_training(params, name, monkeypatch):
+    """CNNClassifier's parameters are checked against its ``_parameter_constraints`` when
+    ``fit`` starts, before any network is built."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from classicfer.cnn_head import estimator, train
+
+    def no_training(*a, **k):
+        raise AssertionError("training started with an invalid parameter")
+
+    monkeypatch.setattr(train, "fit", no_training)
+    x = np.zeros((4, 16, 16), np.uint8)
+    with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of CNNClassifier"):
+        estimator.CNNClassifier(**params).fit(x, ["happy", "sad"] * 2)

@@ -49,6 +49,21 @@ def test_landmark_geometry_is_pose_normalised():
         landmark_geometry(np.zeros((1, 5, 2)))
 
 
+def test_eye_centres_of_a_batch_are_those_of_each_face():
+    """landmark_geometry reads a batch's eye centres with the face stage's eye_centers."""
+    from classicfer.face import eye_centers
+
+    rng = np.random.default_rng(1)
+    for k, layout in ((68, None), (5, None), (6, "blazeface6")):
+        pts = rng.uniform(0, 48, (3, k, 2))
+        left, right = eye_centers(pts, layout)
+        assert left.shape == right.shape == (3, 2)
+        for i in range(3):
+            one = eye_centers(pts[i], layout)
+            np.testing.assert_array_equal(left[i], one[0])
+            np.testing.assert_array_equal(right[i], one[1])
+
+
 def test_embedding_is_128d_and_deterministic(face48):
     X = np.stack([face48, face48, np.rot90(face48)])
     out = EmbeddingFeatures().fit_transform(X)

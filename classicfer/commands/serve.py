@@ -120,12 +120,9 @@ def missing_serve_extra() -> str | None:
 
 def _single_thread_libraries():
     # Each worker thread runs one image; inner thread pools would only fight for the cores.
-    try:
-        import cv2
+    import cv2  # a dependency of classicfer, always installed
 
-        cv2.setNumThreads(1)
-    except ImportError:  # pragma: no cover
-        pass
+    cv2.setNumThreads(1)
 
 
 # Saving annotated images does not apply to an API that only answers JSON.

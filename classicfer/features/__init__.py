@@ -347,8 +347,18 @@ def feature_alignment(transformer) -> dict | None:
 
 
 def feature_config(transformer) -> dict:
-    """The ``features`` block of a sidecar: ``spec``, ``params`` and, when the crops are
-    aligned first, ``align`` (:func:`feature_alignment`)."""
+    """The ``features`` block of a sidecar, JSON-able.
+
+    Parameters
+    ----------
+    transformer : a transformer from :func:`make_features`
+
+    Returns
+    -------
+    dict
+        ``spec`` (:func:`feature_spec_of`), ``params`` (:func:`feature_params`) and,
+        when the crops are aligned first, ``align`` (:func:`feature_alignment`).
+    """
     out = {"spec": feature_spec_of(transformer), "params": feature_params(transformer)}
     align = feature_alignment(transformer)
     if align is not None:
@@ -357,7 +367,24 @@ def feature_config(transformer) -> dict:
 
 
 def features_from_config(config: dict):
-    """The transformer a ``features`` block (:func:`feature_config`) describes."""
+    """The transformer a ``features`` block (:func:`feature_config`) describes.
+
+    Parameters
+    ----------
+    config : dict
+        ``spec``, optional ``params`` (older sidecars may name ``align`` per
+        descriptor there) and optional ``align``.
+
+    Returns
+    -------
+    transformer
+        As :func:`make_features` builds it.
+
+    Raises
+    ------
+    ConfigError
+        An unknown feature, a bad parameter or a bad ``align`` block.
+    """
     return make_features(config["spec"], config.get("params"), align=config.get("align"))
 
 

@@ -7,7 +7,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..face._types import eye_centers
 from ._base import ImageTransformer
 
 # iBUG 68-point index ranges (0-based)
@@ -61,6 +60,8 @@ def landmark_geometry(landmarks, *, rotate=True):
     -------
     (N, 357) float32 ndarray
     """
+    from ..face import eye_centers
+
     pts = np.asarray(landmarks, np.float64)
     if pts.ndim != 3 or pts.shape[1:] != (68, 2):
         raise ValueError(f"expected (N, 68, 2) landmarks, got shape {pts.shape}")

@@ -169,17 +169,14 @@ class ApiError(Exception):
 
 
 def _json_default(o):
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover
-        np = None
-    if np is not None:
-        if isinstance(o, np.integer):
-            return int(o)
-        if isinstance(o, np.floating):
-            return float(o)
-        if isinstance(o, np.ndarray):
-            return o.tolist()
+    import numpy as np  # a dependency of classicfer, always installed
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
     if isinstance(o, (set, tuple)):
         return list(o)
     return str(o)
