@@ -15,10 +15,10 @@ from classicfer.features import (
     BoVWFeatures,
     GaborFeatures,
     MultiLBPFeatures,
-    RegionHOGFeatures,
     feature_params,
     make_features,
 )
+
 
 @pytest.mark.parametrize("name", ["gabor", "multilbp", "regionhog", "bovw"])
 def test_registered_shape_deterministic_and_rebuildable(name):
