@@ -696,6 +696,7 @@ def _choice_text(rows, face_sets):
     new = by[("blazeface", BLAZEFACE_THRESHOLD, VERIFY_THRESHOLD)]
     old = by[("blazeface", 0.5, None)]
     strict = by[("blazeface", BLAZEFACE_THRESHOLD, FP_VERIFY[-1])]
+    exact = by[("default", None, None)]
     alone = next((r for r in rows if r["method"] == "blazeface" and r["verify"] is None
                   and r["nonface_fp"] == 0), None)
 
@@ -707,12 +708,15 @@ def _choice_text(rows, face_sets):
 
     out = [(f"Chosen default: BlazeFace score > {BLAZEFACE_THRESHOLD}, then O-Net "
             f"probability >= {VERIFY_THRESHOLD} (`detect_faces(..., verify=True)`), picked "
-            f"on the non-face images and the {', '.join(sel)} faces (CK+48 is held out): "
-            "the fewest false positives that keeps the faces BlazeFace finds."), "",
+            f"on the non-face images and the {', '.join(sel)} faces (CK+48 is held out). "
+            "O-Net thresholds of 0.4-0.7 drop nearly the same look-alikes; 0.6 is the middle "
+            "of that range, and a stricter one loses near faces (below)."), "",
            (f"- Former default (score > 0.5, no verification): {fps(old)} (worst: "
             f"{', '.join(old['worst'])}); faces found: {rates(old)}."),
            (f"- Chosen: {fps(new)}; faces found: {rates(new)}; extra boxes per face "
-            f"image {new['face_extra_per_image']:.3f} (was {old['face_extra_per_image']:.3f})."),
+            f"image {new['face_extra_per_image']:.3f} (was {old['face_extra_per_image']:.3f})."
+            f" Run as shipped (`detect_faces`, last row): {fps(exact)}; faces found: "
+            f"{rates(exact)}."),
            (f"- Stricter verification (O-Net >= {FP_VERIFY[-1]}): {fps(strict)}; faces found: "
             f"{rates(strict)}. The faces O-Net doubts are real ones lying sideways, in "
             "profile or of babies, which BlazeFace finds.")]
@@ -735,7 +739,9 @@ def md_false_positives(rows, groups, cost, run):
             "scikit-image's astronaut and cameraman (whole, mirrored, in a 640x480 frame); "
             "the other sets are gray face crops (scikit-image's LFW faces, FER-2013 *train*, "
             "CK+48) upscaled to 80-200 px and pasted at a random place on a random 640x480 "
-            "non-face frame. A face is found when a box's centre is inside it and its size "
+            "non-face frame; `fer2013-train padded` = the same FER-2013 crops as near faces "
+            "(192 px in a 48 px border of their mean grey, as in `results/face_detection.md`). "
+            "A face is found when a box's centre is inside it and its size "
             "is 0.3-2.5 times the face's; every other box is a false positive (non-face "
             "images) or an extra box (face images). Pasted tight crops, without hair or "
             "neck, are harder than real photos: the rates compare settings, they are not "

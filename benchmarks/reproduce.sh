@@ -154,6 +154,7 @@ measurements() {
   $PY benchmarks/serve_load.py --test-model --tag linear-test
   $PY benchmarks/face.py --skip-rates --repeats 30
   $PY benchmarks/face.py --skip-latency --cnn-limit 300
+  $PY benchmarks/face.py --false-positives
   $PY benchmarks/load_datasets.py --repeats 2 --no-csv
   $PY benchmarks/features_speed.py --n-jobs 2
   $PY benchmarks/distributed.py --chunk-size 1024 --mem-chunk 1024
