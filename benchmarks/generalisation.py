@@ -265,6 +265,9 @@ def main(argv=None):
     ap.add_argument("--data-root", default=ROOT)
     ap.add_argument("--split", choices=("test", "val"), default="test")
     ap.add_argument("--robustness", action="store_true")
+    ap.add_argument("--robustness-for", action="append", default=None, metavar="NAME",
+                    help="run the robustness suite only for these models (repeatable; "
+                         "default: every model)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/generalisation")
     args = ap.parse_args(argv)
@@ -297,7 +300,7 @@ def main(argv=None):
 def run_robustness(models, sets, args, meta, out) -> dict:
     rob_sets = ["ferplus"] + (["ckplus48-6"] if "ckplus48-6" in sets else [])
     rob = {n: {d: robustness(m, *sets[d], args.seed) for d in rob_sets}
-           for n, m in models.items()}
+           for n, m in models.items() if not args.robustness_for or n in args.robustness_for}
     for n, per in rob.items():
         print(n, {d: (round(100 * r["mean_s3"], 1), round(100 * r["relative_s3"], 1))
                   for d, r in per.items()}, file=sys.stderr)
