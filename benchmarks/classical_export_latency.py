@@ -1,4 +1,4 @@
-"""A saved classical model through the deployment runtime: accuracy and cost per face.
+r"""A saved classical model through the deployment runtime: accuracy and cost per face.
 
 Loads a model folder written by ``classicfer fit`` (model.onnx + model.json; the
 features are rebuilt from model.json, the classifier runs in onnxruntime), then
@@ -13,8 +13,8 @@ Writes ``results/classical/export_latency.{json,md}``.
 
 Usage::
 
-    classicfer fit --data ../shared/datasets/fer2013 --features hog+lbp+landmarks \\
-        --classifier svm --param pca=200 --param C=10 --param align=eyes \\
+    classicfer fit --data ../shared/datasets/fer2013 --features hog+lbp+landmarks \
+        --classifier svm --param pca=200 --param C=10 --param align=eyes \
         --param align_margin=0 --out /tmp/fer-aligned
     OMP_NUM_THREADS=1 python benchmarks/classical_export_latency.py --model /tmp/fer-aligned
 """

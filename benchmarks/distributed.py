@@ -40,12 +40,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(ROOT))
 
-from classicfer.distributed import (
+from classicfer.distributed import (  # noqa: E402 (needs the sys.path fix above)
     extract_features_sharded,
     load_shards,
     stream_manifest,
 )
-from classicfer.provenance import versions
+from classicfer.provenance import versions  # noqa: E402 (likewise)
 
 
 def manifest(args, limit):

@@ -44,21 +44,20 @@ JSON data under ``results/face/``; ``--false-positives`` writes
 from __future__ import annotations
 
 import argparse
+import csv
+import json
 import os
+import sys
+import time
+from pathlib import Path
 
 for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_v, "1")
 os.environ.setdefault("CLASSICFER_ORT_THREADS", "1")
 
-import csv
-import json
-import sys
-import time
-from pathlib import Path
+import numpy as np  # noqa: E402 (the thread settings above must come first)
 
-import numpy as np
-
-from classicfer.provenance import git_commit, versions
+from classicfer.provenance import git_commit, versions  # noqa: E402 (likewise)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results"
@@ -149,8 +148,6 @@ def list_crops(data: Path, which: str):
 
 
 def rates(data: Path, limit, cnn_limit, seed, variants):
-    from classicfer.face import detect_faces, eye_centers, face_landmarks
-    from classicfer.face._landmarks import landmarks_plausible
     from classicfer.imageio import read_image
 
     rng = np.random.default_rng(seed)
@@ -171,27 +168,8 @@ def rates(data: Path, limit, cnn_limit, seed, variants):
         nme = {"5": [], "68": []}
         for k, i in enumerate(order):
             img48 = read_image(files[i], gray=True)
-            boxes = {}
-            for v in variants:
-                im, p = prep(img48, v == "padded")
-                for m in METHODS:
-                    if m == "dlib-cnn" and i not in cnn_set:
-                        continue
-                    faces = detect_faces(im, m)
-                    found[(v, m)].append(bool(faces))
-                    if faces and v == "padded":
-                        boxes[m] = faces[0].box
-            # landmarks on the whole crop
-            for model in ("5", "68"):
-                pts = face_landmarks(img48, None, model)
-                lm_ok[model].append(landmarks_plausible(pts, (0, 0, 48, 48)))
-                if "dlib-hog" in boxes:
-                    im, p = prep(img48, True)
-                    ref = face_landmarks(im, boxes["dlib-hog"], model)
-                    ref = (ref - p) / 4.0
-                    le, re = eye_centers(ref)
-                    iod = float(np.hypot(*(re - le)))
-                    nme[model].append(float(np.mean(np.linalg.norm(pts - ref, axis=1)) / iod))
+            boxes = detect_variants(img48, variants, i in cnn_set, found)
+            check_landmarks(img48, boxes, lm_ok, nme)
             if "dlib-hog" in boxes:
                 hx, hy, hw, hh = boxes["dlib-hog"]
                 crop_rel.append(((hx - 48) / 192, (hy - 48) / 192, hw / 192 - 1, hh / 192 - 1))
@@ -222,9 +200,48 @@ def rates(data: Path, limit, cnn_limit, seed, variants):
     return det_rows, lm_rows, cal, cal_n
 
 
+def detect_variants(img48, variants, with_cnn, found):
+    """Run every detector on each variant of one crop; ``found[(variant, method)]`` gets
+    whether it found a face. Returns each method's first box on the padded variant.
+    """
+    from classicfer.face import detect_faces
+
+    boxes = {}
+    for v in variants:
+        im, _ = prep(img48, v == "padded")
+        for m in METHODS:
+            if m == "dlib-cnn" and not with_cnn:
+                continue
+            faces = detect_faces(im, m)
+            found[(v, m)].append(bool(faces))
+            if faces and v == "padded":
+                boxes[m] = faces[0].box
+    return boxes
+
+
+def check_landmarks(img48, boxes, lm_ok, nme):
+    """Landmarks on the whole crop: plausible or not (``lm_ok``) and, when dlib-hog found the
+    padded face, their error normalised by the eye distance against the points in that box.
+    """
+    from classicfer.face import eye_centers, face_landmarks
+    from classicfer.face._landmarks import landmarks_plausible
+
+    for model in ("5", "68"):
+        pts = face_landmarks(img48, None, model)
+        lm_ok[model].append(landmarks_plausible(pts, (0, 0, 48, 48)))
+        if "dlib-hog" in boxes:
+            im, p = prep(img48, True)
+            ref = face_landmarks(im, boxes["dlib-hog"], model)
+            ref = (ref - p) / 4.0
+            le, re = eye_centers(ref)
+            iod = float(np.hypot(*(re - le)))
+            nme[model].append(float(np.mean(np.linalg.norm(pts - ref, axis=1)) / iod))
+
+
 def photo_calibration():
     """Paired detector -> dlib-hog boxes on 24 views of the astronaut photo: a 640x480
-    window around the face, face 84-150 px, rotated -10..10 deg, mirrored or not."""
+    window around the face, face 84-150 px, rotated -10..10 deg, mirrored or not.
+    """
     import cv2
     from skimage.data import astronaut
 
@@ -391,7 +408,8 @@ def _cover(img, w=640, h=480):
 
 def _random_crop(img, rng):
     """A random 4:3 crop (a third of the photo to all of it), resized to 640x480, maybe
-    mirrored."""
+    mirrored.
+    """
     H, W = img.shape[:2]
     cw = int(rng.uniform(1 / 3, 1) * min(W, H * 4 / 3))
     ch = max(1, int(cw * 3 / 4))
@@ -417,12 +435,16 @@ def nonface_photos():
 
 def synthetic_frames(rng):
     """640x480 frames with nothing in them: blank, noise, blurred noise, gradients,
-    stripes and a checkerboard."""
+    stripes and a checkerboard.
+    """
     import cv2
 
     h, w = 480, 640
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-    u8 = lambda a: np.clip(a, 0, 255).astype(np.uint8)
+
+    def u8(a):
+        return np.clip(a, 0, 255).astype(np.uint8)
+
     out = [(f"blank {v}", np.full((h, w), v, np.uint8)) for v in (0, 128, 255)]
     for k in range(2):
         for sigma in (10, 30, 60):
@@ -443,7 +465,8 @@ def synthetic_frames(rng):
 
 def nonface_frames(rng, n_crops):
     """Every non-face image: each photo whole, covering 640x480, mirrored, and
-    ``n_crops`` random crops; then :func:`synthetic_frames`."""
+    ``n_crops`` random crops; then :func:`synthetic_frames`.
+    """
     frames = []
     for name, img in nonface_photos():
         frames += [(name, img), (f"{name} 640x480", _cover(img)),
@@ -473,7 +496,8 @@ def face_photo_frames():
 
 def face_crops(data: Path, which: str, n: int, rng):
     """Up to ``n`` seeded gray face crops: scikit-image's LFW faces (``lfw``), FER-2013
-    train (``fer2013-train``) or CK+48 (``ckplus48``); [] when absent."""
+    train (``fer2013-train``) or CK+48 (``ckplus48``); [] when absent.
+    """
     import cv2
 
     if which == "lfw":
@@ -489,7 +513,8 @@ def face_crops(data: Path, which: str, n: int, rng):
 
 def paste(bg, crop, side, rng, taken=()):
     """``bg`` with the gray ``crop`` resized to ``side`` pasted at a random place that
-    does not overlap the ``taken`` boxes; returns (image, box) or (bg, None)."""
+    does not overlap the ``taken`` boxes; returns (image, box) or (bg, None).
+    """
     import cv2
 
     H, W = bg.shape[:2]
@@ -518,14 +543,15 @@ def pasted_frames(crops, backgrounds, rng, sides=(80, 200)):
 
 def run_detectors(img):
     """Every detector's boxes at its lowest threshold: ``{method: [(x, y, w, h, score)]}``
-    (BlazeFace: ``(..., score, O-Net probability)``; Haar: one list per minNeighbors)."""
+    (BlazeFace: ``(..., score, O-Net probability)``; Haar: one list per minNeighbors).
+    """
     from classicfer.face import detect_faces
     from classicfer.face._blazeface import blazeface_detect, verify_faces
 
     boxes, _ = blazeface_detect(img, FP_SWEEP["blazeface"][0])
     v = verify_faces(img, boxes)
     out = {"blazeface": [(b[0], b[1], b[2] - b[0], b[3] - b[1], b[4], p)
-                         for b, p in zip(boxes.tolist(), v.tolist())]}
+                         for b, p in zip(boxes.tolist(), v.tolist(), strict=True)]}
     for m in ("mtcnn", "dlib-hog"):
         out[m] = [(*f.box, f.score) for f in detect_faces(img, m, threshold=FP_SWEEP[m][0])]
     out["haar"] = {n: [(*f.box, f.score) for f in detect_faces(img, "haar", threshold=n)]
@@ -536,7 +562,8 @@ def run_detectors(img):
 
 def match(dets, gt):
     """(faces found, false positives): a detection finds a face when its centre is
-    inside the face's box and its size is 0.3-2.5 times the face's."""
+    inside the face's box and its size is 0.3-2.5 times the face's.
+    """
     found, extra = 0, 0
     left = [g for g in gt if g is not None]
     for d in dets:
@@ -592,7 +619,8 @@ def sweep_row(records, method, t, v):
 
 def _face_sets(data: Path, rng, n_faces, backgrounds):
     """(name, frames) of every face set; FER-2013 crops also as a near face (``padded``:
-    upscaled to 192 px in a 48 px border of their mean grey, as in the detection rates)."""
+    upscaled to 192 px in a 48 px border of their mean grey, as in the detection rates).
+    """
     sets = [("photos", face_photo_frames())]
     for which in ("lfw", "fer2013-train", "ckplus48"):
         crops = face_crops(data, which, n_faces, rng)
@@ -624,7 +652,8 @@ def false_positive_records(data: Path, rng, n_faces, n_crops):
 
 def verify_cost(repeats=50):
     """Median ms of one O-Net verification (one face) and of one BlazeFace pass, on the
-    640x480 benchmark frame."""
+    640x480 benchmark frame.
+    """
     from classicfer.face._blazeface import blazeface_detect, verify_faces
 
     img = frame_640x480()
@@ -636,7 +665,8 @@ def verify_cost(repeats=50):
 
 def group_photos(data: Path, rng, n):
     """``n`` 1280x720 photos, each with one face of every :data:`GROUP_SIDES` size pasted
-    on a non-face photo (FER-2013 train crops, else scikit-image's LFW faces)."""
+    on a non-face photo (FER-2013 train crops, else scikit-image's LFW faces).
+    """
     crops = face_crops(data, "fer2013-train", 7 * n, rng) or face_crops(data, "lfw", 100, rng)
     photos = nonface_photos()
     out = []
@@ -687,7 +717,8 @@ def _op_name(r):
 
 def _choice_text(rows, face_sets):
     """The lines that compare the default with the former one, a stricter verification
-    and a threshold alone."""
+    and a threshold alone.
+    """
     from classicfer.face._blazeface import VERIFY_THRESHOLD
     from classicfer.face._detect import BLAZEFACE_THRESHOLD
 

@@ -1,4 +1,4 @@
-"""Cross-dataset matrix and robustness suite for deployed models (ONNX + sidecar).
+r"""Cross-dataset matrix and robustness suite for deployed models (ONNX + sidecar).
 
 For each model (``--model NAME=PATH``; a folder or a bundled name) and each test set:
 
@@ -24,7 +24,7 @@ versions, git commit and seed.
 
 Example::
 
-    python benchmarks/generalisation.py --model fer2013-cnn=fer2013-cnn \\
+    python benchmarks/generalisation.py --model fer2013-cnn=fer2013-cnn \
         --model ferplus-cnn=classicfer/models/ferplus-cnn --robustness --out results/generalisation
 """
 
@@ -44,7 +44,7 @@ TITLES = {"fer2013": "FER-2013 PrivateTest (FER labels)", "ferplus": "FER+ test 
 
 
 def test_sets(root: str, split: str) -> dict:
-    """name -> (images, labels) of every test set (val splits with ``split='val'``)."""
+    """Name -> (images, labels) of every test set (val splits with ``split='val'``)."""
     from classicfer.datasets import load_dataset
 
     out = {}
@@ -217,7 +217,7 @@ def plot_severity(rob: dict, path: Path) -> None:
 
     cells = [(m, d) for m, per in rob.items() for d in per]
     fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 4.2), squeeze=False)
-    for ax, (m, d) in zip(axes[0], cells):
+    for ax, (m, d) in zip(axes[0], cells, strict=True):
         r = rob[m][d]
         for c in CORRUPTIONS:
             ax.plot(range(6), [100 * r["clean"]] + [100 * a for a in r["accuracy"][c]],

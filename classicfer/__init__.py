@@ -24,7 +24,12 @@ _FACADE = {
     "corrupt": ("evaluation.corruptions", "corrupt"),
 }
 
-__all__ = ["EMOTIONS", "__version__", *sorted(_FACADE)]
+# Spelled out so that tools reading the source see it; tests/test_api.py keeps it in step
+# with _FACADE.
+__all__ = [
+    "EMOTIONS", "__version__", "Predictor", "corrupt", "detect_faces", "evaluate", "export",
+    "inspect_dataset", "load_dataset", "load_model", "make_pipeline", "predict",
+]
 
 
 def _get_version() -> str:

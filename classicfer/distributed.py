@@ -226,7 +226,7 @@ class StreamManifest:
         """sha256 over the ordered rows (path, label, split, sha256): names this work."""
         h = hashlib.sha256(b"classicfer-stream-v1\n")
         sha = self.sha256 if self.sha256 is not None else [""] * len(self)
-        for p, lab, sp, s in zip(self.paths, self.labels, self.splits, sha):
+        for p, lab, sp, s in zip(self.paths, self.labels, self.splits, sha, strict=True):
             h.update(f"{p}\t{lab}\t{sp}\t{s}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
@@ -399,7 +399,8 @@ def shard_name(i: int) -> str:
 
 def verify_shard(out_dir, i: int, work_id: str | None = None) -> dict | None:
     """The shard's record if ``shard-i.npy`` + ``.json`` exist, belong to ``work_id`` and
-    the array's sha256 matches; else None (the shard must be (re)computed)."""
+    the array's sha256 matches; else None (the shard must be (re)computed).
+    """
     base = os.path.join(os.fspath(out_dir), shard_name(i))
     try:
         with open(base + ".json", encoding="utf-8") as fh:

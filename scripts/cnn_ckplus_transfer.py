@@ -170,7 +170,8 @@ def run(args, cmd, x, y, groups, classes, res_dir):
         print(f"[{time.strftime('%H:%M:%S')}] {args.arm} fold {k + 1}/10: "
               f"acc {fold_acc[-1]:.4f} ({len(te)} images, {len(set(groups[te]))} subjects)",
               flush=True)
-    out = {"arm": args.arm + args.tag, "lr": lr, "command": cmd, "epochs": args.epochs, "seed": args.seed,
+    out = {"arm": args.arm + args.tag, "lr": lr, "command": cmd, "epochs": args.epochs,
+           "seed": args.seed,
            "tta_flip": args.tta_flip, "members": args.members,
            "init": (", ".join(args.init) if args.arm == "transfer" else None),
            "head_from_fer": args.head_from_fer, "head_alias": args.head_alias,
@@ -179,7 +180,10 @@ def run(args, cmd, x, y, groups, classes, res_dir):
            "std_fold_accuracy": float(np.std(fold_acc)),
            "pooled_accuracy": float(accuracy_score(y, pred)),
            "pooled_macro_f1": float(f1_score(y, pred, average="macro")),
-           "per_class_f1": dict(zip(classes, map(float, f1_score(y, pred, average=None)))),
+           "per_class_f1": dict(zip(classes,
+                                    map(float, f1_score(y, pred, labels=range(len(classes)),
+                                                        average=None)),
+                                    strict=True)),
            "cpu_s": time.process_time() - t_cpu, "wall_s": time.time() - t0,
            "torch": torch.__version__}
     arms_dir = Path(args.results) / "arms"
@@ -191,7 +195,8 @@ def run(args, cmd, x, y, groups, classes, res_dir):
 
 def run_harness(args, cmd_args, ds):
     """The arm through classicfer's evaluation harness (same folds as ``classicfer evaluate
-    --protocol subject-kfold``); writes the usual report folder."""
+    --protocol subject-kfold``); writes the usual report folder.
+    """
     if len(args.init) > 1 or args.head_from_fer or args.align_margin is not None:
         sys.exit("--harness takes one --init and no --head-from-fer/--align-margin")
     from tqdm.auto import tqdm

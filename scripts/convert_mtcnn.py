@@ -166,7 +166,7 @@ def main():
                 with torch.no_grad():
                     ref = [t.numpy() for t in net(xt)]
                 got = sess.run(None, {"input": xt.numpy()})
-                err = max(float(np.abs(a - b).max()) for a, b in zip(ref, got))
+                err = max(float(np.abs(a - b).max()) for a, b in zip(ref, got, strict=True))
                 assert err < 1e-4, (name, trial_shape, err)
             digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
             print(f"{path.name}: {path.stat().st_size:,} bytes, sha256 {digest}..., "

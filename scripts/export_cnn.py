@@ -63,7 +63,10 @@ def main(argv=None):
             metrics[key] = {
                 "accuracy": float(accuracy_score(y[idx], p)),
                 "macro_f1": float(f1_score(y[idx], p, average="macro")),
-                "per_class_f1": dict(zip(classes, map(float, f1_score(y[idx], p, average=None)))),
+                "per_class_f1": dict(zip(
+                    classes,
+                    map(float, f1_score(y[idx], p, labels=range(len(classes)), average=None)),
+                    strict=True)),
             }
             if name == "privatetest" and not flip:
                 metrics[key]["confusion"] = confusion_matrix(y[idx], p).tolist()

@@ -90,7 +90,7 @@ def run_evaluation(args, out, name):
     with open(groups_csv, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["path", "subject_block", "frame"])
-        for p, s in zip(ds.paths, ds.subjects):
+        for p, s in zip(ds.paths, ds.subjects, strict=True):
             w.writerow([os.path.relpath(p, ds.root), blocks[s], frames[p]])
 
     cmd = [str(Path(sys.executable).with_name("classicfer")), "evaluate", "--data", args.data,

@@ -104,7 +104,8 @@ def main(argv=None):
         init_state, norm = ck["model"], (ck["mean"], ck["std"])
         if not args.grow:
             model_config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
-        log(f"init from {args.init_from}: {ck['epoch'] + (1 if 'optimizer' in ck else 0)} epochs done "
+        done = ck["epoch"] + (1 if "optimizer" in ck else 0)
+        log(f"init from {args.init_from}: {done} epochs done "
             f"of a {ck['epochs']}-epoch schedule; config {model_config}")
     extra, teacher = {}, {}
     if not args.report_only:  # converted once, for the teachers and for fit
@@ -150,17 +151,22 @@ def main(argv=None):
         summary[key] = {
             "accuracy": float(accuracy_score(y[te], pred)),
             "macro_f1": float(f1_score(y[te], pred, average="macro")),
-            "per_class_f1": dict(zip(classes, map(float, f1_score(y[te], pred, average=None))))}
+            "per_class_f1": dict(zip(
+                classes,
+                map(float, f1_score(y[te], pred, labels=range(len(classes)), average=None)),
+                strict=True))}
         log(f"PrivateTest{' (flip TTA)' if flip else ''}: acc {summary[key]['accuracy']:.4f} "
             f"macro-F1 {summary[key]['macro_f1']:.4f}")
     with open(res / "commands.txt", "a") as f:
-        f.write(f"{cmd}\n  epochs run: {len(out['history'])}, CPU {summary['cpu_s_all_epochs']:.0f} s, "
+        f.write(f"{cmd}\n  epochs run: {len(out['history'])}, "
+                f"CPU {summary['cpu_s_all_epochs']:.0f} s, "
                 f"wall {summary['wall_s_all_epochs']:.0f} s, best epoch {out['best_epoch']}, "
                 f"PublicTest {out['best_val_acc']:.4f}, PrivateTest "
                 f"{summary['test']['accuracy']:.4f}\n")
     (res / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     log(f"total: {summary['cpu_s_all_epochs']:.0f} s CPU over {len(out['history'])} epochs "
-        f"(resumed parts included), best epoch {out['best_epoch']} (PublicTest acc {out['best_val_acc']:.4f})")
+        f"(resumed parts included), best epoch {out['best_epoch']} "
+        f"(PublicTest acc {out['best_val_acc']:.4f})")
 
 
 def teacher_logits(paths, xt, xv, y_val, log):
@@ -174,7 +180,8 @@ def teacher_logits(paths, xt, xv, y_val, log):
     from classicfer.cnn_head.train import ensemble_logits
 
     def each(path, logits):
-        log(f"teacher {path}: PublicTest acc (flip) {(logits[1].argmax(1).numpy() == y_val).mean():.4f}")
+        acc = (logits[1].argmax(1).numpy() == y_val).mean()
+        log(f"teacher {path}: PublicTest acc (flip) {acc:.4f}")
 
     lt, lv = ensemble_logits(paths, xt, xv, each=each)
     log(f"teacher ensemble of {len(paths)}: PublicTest acc (flip) "

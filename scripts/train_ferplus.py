@@ -1,4 +1,4 @@
-"""Train the FER+ network of the shipped default, from the FER-2013 checkpoint.
+r"""Train the FER+ network of the shipped default, from the FER-2013 checkpoint.
 
 Recipe (one command; resumable with --resume, checkpoints under --ckpt):
 
@@ -18,7 +18,8 @@ play no part.
 Example::
 
     python scripts/train_ferplus.py --epochs 30 --ckpt checkpoints/ferplus-a
-    python scripts/train_ferplus.py --ckpt checkpoints/ferplus-a --export classicfer/models/ferplus-cnn
+    python scripts/train_ferplus.py --ckpt checkpoints/ferplus-a \
+        --export classicfer/models/ferplus-cnn
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def main(argv=None):
     weight = (share / share.mean()) ** -args.balance if args.balance else np.ones(len(classes))
     weight[classes.index("contempt")] = 1.0
     weight = weight / weight.mean()
-    print("class weights:", dict(zip(classes, np.round(weight, 2))), file=sys.stderr)
+    print("class weights:", dict(zip(classes, np.round(weight, 2), strict=True)), file=sys.stderr)
 
     model0, ck = load_checkpoint(args.init)
     state = extended_head(model0.state_dict(), list(ck["classes"]), classes)
@@ -131,7 +132,7 @@ def main(argv=None):
               progress=False, log=lambda s: print(s, file=sys.stderr, flush=True))
     summary = {"command": " ".join(sys.argv), "best_epoch": res["best_epoch"],
                "val_acc": res["best_val_acc"], "cpu_s": time.process_time() - t0,
-               "class_weight": dict(zip(classes, map(float, weight))),
+               "class_weight": dict(zip(classes, map(float, weight), strict=True)),
                "args": vars(args), "torch": torch.__version__}
     with open(f"{args.ckpt}/summary.json", "w") as f:
         json.dump(summary, f, indent=2)

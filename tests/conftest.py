@@ -47,7 +47,7 @@ FER_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise"
 #: CK+48 folder names (the dataset's own spelling).
 CK_CLASSES = ("anger", "contempt", "disgust", "fear", "happy", "sadness", "surprise")
 #: In-plane rotation (degrees) that tags each class in the tiny fixtures.
-CLASS_ANGLES = dict(zip(FER_CLASSES, (-21, -14, -7, 0, 7, 14, 21)))
+CLASS_ANGLES = dict(zip(FER_CLASSES, (-21, -14, -7, 0, 7, 14, 21), strict=True))
 CLASS_ANGLES.update({"anger": -21, "contempt": 28, "sadness": 14})
 #: Images per class in ``tiny_fer_folder``, by FER-2013 usage.
 TINY_FER_COUNTS = {"Training": 4, "PublicTest": 2, "PrivateTest": 2}
@@ -174,6 +174,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Tests never touch the user's dataset cache: CLASSICFER_CACHE -> one temp folder per
-    session (set CLASSICFER_TEST_KEEP_CACHE=1 to keep your own CLASSICFER_CACHE)."""
+    session (set CLASSICFER_TEST_KEEP_CACHE=1 to keep your own CLASSICFER_CACHE).
+    """
     if not os.environ.get("CLASSICFER_TEST_KEEP_CACHE"):
         monkeypatch.setenv("CLASSICFER_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

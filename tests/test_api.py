@@ -8,6 +8,10 @@ import sys
 import classicfer
 
 
+def test_all_names_exactly_the_facade():
+    assert classicfer.__all__ == ["EMOTIONS", "__version__", *sorted(classicfer._FACADE)]
+
+
 def test_every_facade_name_resolves_to_a_callable():
     for name in classicfer.__all__:
         value = getattr(classicfer, name)

@@ -50,7 +50,8 @@ def test_fit_saves_a_model(runner, tiny_fer_folder, tmp_path):
 
 def _assert_refused(r, code, message):
     """Exit 2 is click's usage error (usage line + message), exit 1 a ClassicferError the CLI
-    reports as one ``Error:`` line."""
+    reports as one ``Error:`` line.
+    """
     assert isinstance(r.exception, SystemExit), repr(r.exception)
     assert r.exit_code == code, r.output
     assert message in r.output

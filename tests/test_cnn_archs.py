@@ -11,15 +11,19 @@ import json
 
 import numpy as np
 import pytest
-
-torch = pytest.importorskip("torch")
-
 from click.testing import CliRunner
 
 from classicfer.cli import cli
 from classicfer.cnn_head import ARCHITECTURES
-from classicfer.cnn_head import train as train_mod
-from classicfer.cnn_head.model import (
+from classicfer.datasets import Dataset
+from classicfer.exceptions import ConfigError
+from classicfer.export import cnn_parity
+from classicfer.runtime._format import read_sidecar
+
+torch = pytest.importorskip("torch")
+
+from classicfer.cnn_head import train as train_mod  # noqa: E402 (imports torch)
+from classicfer.cnn_head.model import (  # noqa: E402 (imports torch)
     ARCHS,
     FerNet,
     MobileFerNet,
@@ -28,11 +32,7 @@ from classicfer.cnn_head.model import (
     build_model,
     count_params,
 )
-from classicfer.cnn_head.train import fit, load_checkpoint, train_on_dataset
-from classicfer.datasets import Dataset
-from classicfer.exceptions import ConfigError
-from classicfer.export import cnn_parity
-from classicfer.runtime._format import read_sidecar
+from classicfer.cnn_head.train import fit, load_checkpoint, train_on_dataset  # noqa: E402 (torch)
 
 QUIET = {"threads": 1, "progress": False, "log": lambda m: None}
 TINY_CLI = ["--epochs", "1", "--threads", "1", "--batch-size", "8", "--quiet"]
@@ -81,10 +81,16 @@ def test_architectures_and_configurations():
 @pytest.mark.parametrize("side", [48, 64])
 @pytest.mark.parametrize("arch", ["vgg", "resnet", "mobilenet"])
 def test_each_family_trains_exports_and_fits_the_kiosk_budget(arch, side, tmp_path):
+    from classicfer.commands.train_cnn import _export_run
+
     ds = _random_dataset(side)
-    m = train_on_dataset(ds, tmp_path, epochs=1, batch_size=16, model_config=arch_config(arch),
-                         **QUIET)
+    res = train_on_dataset(ds, tmp_path, epochs=1, batch_size=16,
+                           model_config=arch_config(arch), **QUIET)
+    assert not (tmp_path / "model").exists()  # training writes checkpoints only
+    assert res["size"] == (side, side) and len(res["check_images"]) == 2  # the test split
+    m = _export_run(res, tmp_path, {"seed": 0})
     assert m["onnx_parity_max_abs_diff"] < 1e-4
+    assert json.loads((tmp_path / "metrics.json").read_text()) == m
     meta, onnx_path = read_sidecar(tmp_path / "model")
     assert meta["input"]["size"] == [side, side]
     assert meta["training"]["architecture"]["arch"] == arch
@@ -121,7 +127,8 @@ def _tiny_ferplus(root, per_class=(3, 1, 1)):
 
     rng = np.random.default_rng(0)
     k = 0
-    for folder, count in zip(("FER2013Train", "FER2013Valid", "FER2013Test"), per_class):
+    folders = ("FER2013Train", "FER2013Valid", "FER2013Test")
+    for folder, count in zip(folders, per_class, strict=True):
         (root / folder).mkdir(parents=True)
         rows = []
         for votes in [*[v for v in _VOTES.values() for _ in range(count)], _NO_MAJORITY]:

@@ -8,9 +8,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+
+from classicfer.exceptions import ConfigError, DataError, ModelError
+from classicfer.export import cnn_parity, export_model, onnx_session
+from classicfer.runtime._format import read_sidecar
 
 
 def test_package_import_does_not_import_torch():
@@ -22,11 +27,8 @@ def test_package_import_does_not_import_torch():
 
 torch = pytest.importorskip("torch")
 
-from classicfer.cnn_head.model import FerNet, count_flops, count_params
-from classicfer.cnn_head.train import augment_batch, fit
-from classicfer.exceptions import ConfigError, DataError, ModelError
-from classicfer.export import cnn_parity, export_model, onnx_session
-from classicfer.runtime._format import read_sidecar
+from classicfer.cnn_head.model import FerNet, count_flops, count_params  # noqa: E402 (torch)
+from classicfer.cnn_head.train import augment_batch, fit  # noqa: E402 (torch)
 
 TINY = {"widths": (4, 8), "attention": True, "dropout": 0.1}
 
@@ -43,7 +45,8 @@ def _synthetic(n=48, classes=3, seed=0):
 
 def _textures(n=96, seed=0):
     """Texture classes the tiny network learns in a few epochs: stripes one way, the other,
-    none (class indices 0, 1, 2)."""
+    none (class indices 0, 1, 2).
+    """
     rng = np.random.default_rng(seed)
     y = np.arange(n) % 3
     x = rng.integers(0, 60, (n, 48, 48)).astype(np.uint8)
@@ -68,10 +71,11 @@ def test_flip_only_augmentation_is_an_exact_mirror():
     x = torch.rand(6, 1, 48, 48)
     gen = torch.Generator().manual_seed(0)
     out = augment_batch(x, gen, {"rotate": 0, "zoom": 0, "shift": 0, "flip": True, "erase": 0})
-    for a, b in zip(x, out):
+    for a, b in zip(x, out, strict=True):
         assert torch.allclose(a, b, atol=1e-5) or torch.allclose(torch.flip(a, [2]), b,
                                                                  atol=1e-5)
-    full = augment_batch(x, gen, {"rotate": 15, "zoom": 0.15, "shift": 0.1, "flip": True, "erase": 0.5})
+    full = augment_batch(x, gen, {"rotate": 15, "zoom": 0.15, "shift": 0.1, "flip": True,
+                                  "erase": 0.5})
     assert full.shape == x.shape and torch.isfinite(full).all()
 
 
@@ -122,8 +126,8 @@ def test_cnn_classifier_learns_and_runs_through_the_harness(tmp_path, tiny_ckplu
 
 def test_resume_reproduces_an_uninterrupted_run(tmp_path):
     x, y = _synthetic()
-    kw = {"classes": ["a", "b", "c"], "epochs": 2, "batch_size": 16, "model_config": TINY, "threads": 1,
-              "progress": False, "log": lambda m: None, "seed": 3}
+    kw = {"classes": ["a", "b", "c"], "epochs": 2, "batch_size": 16, "model_config": TINY,
+          "threads": 1, "progress": False, "log": lambda m: None, "seed": 3}
     full = fit(x, y, x, y, out_dir=tmp_path / "full", **kw)
     fit(x, y, x, y, out_dir=tmp_path / "split", stop_after=1, **kw)
     ck = torch.load(tmp_path / "split" / "last.pt", weights_only=False)
@@ -199,8 +203,10 @@ def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
           "threads": 1, "progress": False, "log": lambda m: None, "lr": 1e-2, "seed": 1}
     student = fit(x, y, teacher_logits=teacher, distill=1.0, out_dir=tmp_path, **kw)
     plain = fit(x, y, **kw)
-    pred = lambda res: predict_logits(res["model"], to_tensor(x), res["mean"],
-                                      res["std"]).argmax(1).numpy()
+
+    def pred(res):
+        return predict_logits(res["model"], to_tensor(x), res["mean"], res["std"]).argmax(1).numpy()
+
     assert (pred(student) == shifted).mean() > 0.9
     assert (pred(plain) == y).mean() > 0.9
     assert torch.load(tmp_path / "best.pt", weights_only=False)["distill"] == [1.0, 2.0]
@@ -212,25 +218,56 @@ def test_distillation_follows_the_teacher_not_the_labels(tmp_path):
         fit(x, y, distill=0.5, teacher_logits=teacher[:10], **kw)
 
 
-def test_average_weights_is_the_parameter_mean_with_fresh_bn_statistics():
-    from classicfer.cnn_head.train import average_weights, to_tensor
+def test_a_config_object_and_keywords_train_the_same_network():
+    from classicfer.cnn_head.train import TrainConfig
 
-    torch.manual_seed(0)
-    a, b = FerNet(n_classes=3, **TINY), FerNet(n_classes=3, **TINY)
-    x = to_tensor(_synthetic(n=32)[0])
-    soup = average_weights([a, b], x, 0.3, 0.2)
-    sa, sb, ss = a.state_dict(), b.state_dict(), soup.state_dict()
-    torch.testing.assert_close(ss["head.weight"], (sa["head.weight"] + sb["head.weight"]) / 2)
-    # fresh statistics: the stem's BN mean is the mean of its conv output on x
-    with torch.no_grad():
-        stem = torch.nn.functional.conv2d((x - 0.3) / 0.2, ss["features.0.weight"], padding=1)
-    torch.testing.assert_close(ss["features.1.running_mean"], stem.mean(dim=(0, 2, 3)),
-                               atol=1e-4, rtol=1e-4)
-    assert not soup.training
-    with pytest.raises(ConfigError, match="different configurations"):
-        average_weights([a, FerNet(n_classes=3, widths=(4, 8, 16))], x, 0.3, 0.2)
-    with pytest.raises(ConfigError, match="at least two"):
-        average_weights([a], x, 0.3, 0.2)
+    x, y = _synthetic(n=32)
+    quiet = {"classes": ["a", "b", "c"], "progress": False, "log": lambda m: None}
+    kw = {"epochs": 1, "batch_size": 16, "lr": 1e-2, "model_config": TINY, "threads": 1,
+          "seed": 2, "swa": True}
+    by_keywords = fit(x, y, x, y, **kw, **quiet)
+    # a keyword replaces the config's field (here the seed)
+    by_config = fit(x, y, x, y, config=TrainConfig(**dict(kw, seed=5)), seed=2, **quiet)
+    a, b = by_keywords["model"].state_dict(), by_config["model"].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert by_keywords["history"][0]["train_loss"] == by_config["history"][0]["train_loss"]
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        fit(x, y, epoch=1, **quiet)
+
+
+def test_checkpoints_hold_plain_data_and_load_without_unpickling_objects(tmp_path):
+    from classicfer.cnn_head.train import load_checkpoint
+
+    x, y = _synthetic(n=32)
+    # numpy scalars among the settings and the class names still give plain-data files
+    kw = {"classes": np.array(["a", "b", "c"]), "epochs": np.int64(2), "batch_size": 16,
+          "lr": np.float64(1e-2), "model_config": dict(TINY, widths=tuple(np.array([4, 8]))),
+          "threads": 1, "progress": False, "log": lambda m: None, "swa": True}
+    fit(x, y, x, y, out_dir=tmp_path, stop_after=1, **kw)
+    for name in ("best.pt", "last.pt"):
+        assert torch.load(tmp_path / name, weights_only=True)["classes"] == ["a", "b", "c"]
+    resumed = fit(x, y, x, y, out_dir=tmp_path, resume=True, **kw)
+    assert [r["epoch"] for r in resumed["history"]] == [1, 2]
+    # any other object in a checkpoint is refused, not unpickled
+    ck = torch.load(tmp_path / "best.pt", weights_only=True)
+    torch.save(dict(ck, mean=np.float64(ck["mean"])), tmp_path / "numpy.pt")
+    with pytest.raises(ModelError, match="other than tensors and plain data.*numpy"):
+        load_checkpoint(tmp_path / "numpy.pt")
+    (tmp_path / "junk.pt").write_text("not a checkpoint")
+    with pytest.raises(ModelError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints-shipped" / "fer2013-cnn" / "best.pt"
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped checkpoint is absent")
+def test_the_shipped_checkpoint_loads_as_plain_data():
+    from classicfer.cnn_head.train import load_checkpoint
+
+    net, ck = load_checkpoint(SHIPPED)
+    assert len(ck["classes"]) == 7 and not net.training
+    assert net(torch.zeros(1, 1, 48, 48)).shape == (1, 7)
 
 
 def _trained_tiny(tmp_path):
@@ -392,7 +429,8 @@ def test_cli_transfer_to_other_classes_gets_a_fresh_head(tiny_fer_folder, tiny_c
                                           ({"tta_flip": "yes"}, "tta_flip")])
 def test_cnn_classifier_checks_its_parameters_before_training(params, name, monkeypatch):
     """CNNClassifier's parameters are checked against its ``_parameter_constraints`` when
-    ``fit`` starts, before any network is built."""
+    ``fit`` starts, before any network is built.
+    """
     from sklearn.utils._param_validation import InvalidParameterError
 
     from classicfer.cnn_head import estimator, train

@@ -144,7 +144,8 @@ def _causes(exc):
 @pytest.mark.parametrize("estimator", _image_estimators(), ids=lambda e: type(e).__name__)
 def test_table_checks_fail_only_on_the_table(estimator):
     """A check left to the contract tests must still fail, and only because the estimator
-    refuses the table as images: any other failure is a bug the list would hide."""
+    refuses the table as images: any other failure is a bug the list would hide.
+    """
     wrong = []
     for check in _generated(estimator):
         name = _check_name(check)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -31,7 +33,7 @@ def test_every_family_is_deterministic_and_changes_the_image(faces, name):
                                   "low_resolution", "overexposure", "mask", "sunglasses"])
 def test_stronger_severity_moves_further(faces, name):
     d = [np.abs(corrupt(faces, name, s).astype(int) - faces).mean() for s in SEVERITIES]
-    assert all(x < y for x, y in zip(d, d[1:])), d
+    assert all(x < y for x, y in pairwise(d)), d
 
 
 def test_seed_changes_random_families(faces):

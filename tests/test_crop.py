@@ -85,7 +85,8 @@ def test_face_cropper_accepts_blazeface(img):
 
 def test_level_reads_the_eyes_through_eye_centers(img):
     """"level" takes its eye centres from :func:`classicfer.face.eye_centers`: any layout it
-    knows gives the same crop as the two centres themselves; unreadable points fall back."""
+    knows gives the same crop as the two centres themselves; unreadable points fall back.
+    """
     from classicfer.face import eye_centers
 
     gray = read_image(ASTRONAUT, gray=True)

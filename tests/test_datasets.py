@@ -136,7 +136,7 @@ def test_fer2013_folder(tiny_fer_folder):
     assert Counter(ds.splits) == {"train": 4 * per_class, "val": 2 * per_class,
                                   "test": 2 * per_class}
     assert ds.classes == list(FER_CLASSES)
-    for p, s in zip(ds.paths, ds.splits):
+    for p, s in zip(ds.paths, ds.splits, strict=True):
         name = os.path.basename(p)
         assert s == {"Training": "train", "PublicTest": "val",
                      "PrivateTest": "test"}[name.split("_")[0]]
@@ -192,7 +192,8 @@ def test_ckplus48(tiny_ckplus48):
                               "surprise"}
     for cls in set(ds.labels):
         assert len(set(ds.subjects[ds.labels == cls])) == TINY_CK_SUBJECTS_PER_CLASS
-    assert all(os.path.basename(p).startswith(s + "_") for p, s in zip(ds.paths, ds.subjects))
+    assert all(os.path.basename(p).startswith(s + "_")
+               for p, s in zip(ds.paths, ds.subjects, strict=True))
     assert set(ds.splits) == {""}
 
 
@@ -220,7 +221,9 @@ def test_ckplus_original_release(tmp_path):
     assert sorted({int(im[0, 0]) for im in ds.images}) == [30, 40, 50]
     ds = load_dataset(root, peak_frames=1, neutral_first=True)
     assert Counter(ds.labels) == {"neutral": 3, "disgust": 1, "happy": 1, "contempt": 1}
-    assert {int(im[0, 0]) for im, lab in zip(ds.images, ds.labels) if lab == "neutral"} == {10}
+    neutral = {int(im[0, 0]) for im, lab in zip(ds.images, ds.labels, strict=True)
+               if lab == "neutral"}
+    assert neutral == {10}
     # also found one level down, as the archives unpack
     assert detect_format(tmp_path) == "ckplus"
 
@@ -243,7 +246,8 @@ def test_jaffe(tmp_path):
     assert detect_format(root) == "jaffe"
     ds = load_dataset(root)
     assert len(ds) == 7 and ds.images.shape == (7, 256, 256)
-    got = dict(zip((os.path.basename(p) for p in ds.paths), zip(ds.labels, ds.subjects)))
+    got = dict(zip((os.path.basename(p) for p in ds.paths),
+                   zip(ds.labels, ds.subjects, strict=True), strict=True))
     assert got["KA.AN1.39.tiff"] == ("angry", "KA")
     assert got["KL.SU1.161.tiff"] == ("surprise", "KL")
     assert got["NA.SA1.200.tiff"] == ("sad", "NA")
@@ -288,7 +292,7 @@ def test_image_folder_label_outside_vocabulary(tmp_path):
 
 
 def test_csv_manifest(tmp_path):
-    for i, cls in enumerate(["happy", "sad", "angry"]):
+    for i in range(3):
         _write(tmp_path / "img" / f"{i}.png")
     (tmp_path / "list.csv").write_text(
         "Path,Emotion,Split,Subject\nimg/0.png,Happy,train,A\nimg/1.png,sadness,test,B\n"

@@ -104,7 +104,7 @@ def test_ragged_images_round_trip(tmp_path, cache_dir, monkeypatch):
     _forbid_loading(monkeypatch)
     second = load_dataset(tmp_path / "faces")
     assert [im.shape for im in second.images] == [im.shape for im in first.images]
-    for x, y in zip(first.images, second.images):
+    for x, y in zip(first.images, second.images, strict=True):
         np.testing.assert_array_equal(x, y)
 
 

@@ -106,7 +106,8 @@ def test_cli_bad_backend_input(tiny_ckplus48, tmp_path, monkeypatch):
 @pytest.fixture(params=["silent", "http"])
 def not_a_scheduler(request):
     """``tcp://127.0.0.1:PORT`` of a server that accepts and then says nothing, or answers
-    like an HTTP server (bytes a Dask client would read as a 3 EiB message)."""
+    like an HTTP server (bytes a Dask client would read as a 3 EiB message).
+    """
     import socket
     import threading
 
@@ -178,20 +179,21 @@ def _in_memory(root, spec="hog+lbp"):
     ds = load_dataset(root)
     F = make_features(spec).transform(ds.images)
     man = stream_manifest(ds)
-    return dict(zip(man.paths, F)), ds
+    return dict(zip(man.paths, F, strict=True)), ds
 
 
 def test_stream_manifest_and_chunks_match_the_loader(tiny_fer_folder):
     ds = load_dataset(tiny_fer_folder)
     man = stream_manifest(tiny_fer_folder)  # a folder scan: nothing decoded
     assert len(man) == len(ds) and man.sha256 is None
-    by_path = dict(zip(stream_manifest(ds).paths, ds.images))
-    labels = dict(zip(stream_manifest(ds).paths, ds.labels))
-    splits = dict(zip(stream_manifest(ds).paths, ds.splits))
+    by_path = dict(zip(stream_manifest(ds).paths, ds.images, strict=True))
+    labels = dict(zip(stream_manifest(ds).paths, ds.labels, strict=True))
+    splits = dict(zip(stream_manifest(ds).paths, ds.splits, strict=True))
     seen = 0
     for ch in iter_manifest_chunks(tiny_fer_folder, chunk_size=7):
         assert len(ch.images) <= 7
-        for p, img, lab, i in zip(ch.paths, ch.images, ch.labels, range(ch.start, ch.stop)):
+        for p, img, lab, i in zip(ch.paths, ch.images, ch.labels, range(ch.start, ch.stop),
+                                  strict=True):
             np.testing.assert_array_equal(img, by_path[p])
             assert lab == labels[p] and man.splits[i] == splits[p]
             seen += 1
@@ -208,7 +210,8 @@ def test_sharded_extraction_on_dask_equals_in_memory(cluster, tiny_ckplus48, tmp
     X, y, paths = load_shards(out)
     assert X.dtype == np.float32 and len(X) == len(ds) == len(set(paths))
     np.testing.assert_array_equal(X, np.stack([ref[p] for p in paths]))
-    assert dict(zip(paths, y)) == dict(zip(stream_manifest(ds).paths, ds.labels))
+    expected = dict(zip(stream_manifest(ds).paths, ds.labels, strict=True))
+    assert dict(zip(paths, y, strict=True)) == expected
     # a second run reuses every shard
     again = extract_features_sharded(man_path, "hog+lbp", {}, out, chunk_size=16, client=cluster)
     assert again["computed"] == 0 and again["reused"] == info["n_shards"]

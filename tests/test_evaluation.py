@@ -119,7 +119,7 @@ def test_subject_kfold_run_keeps_subjects_in_one_fold(ck):
     res = evaluate(pixel_model(LinearSVC()), ck, "subject-kfold", folds=3)
     assert len(res.folds) == 3 and len(res.y_true) == len(ck)
     fold_of = {}
-    for s, f in zip(res.subjects, res.fold):
+    for s, f in zip(res.subjects, res.fold, strict=True):
         assert fold_of.setdefault(s, f) == f, f"subject {s} in two test folds"
     for f in res.folds:
         assert f["n_train"] + f["n_test"] == len(ck)
@@ -326,7 +326,7 @@ def test_cli_evaluate_and_bad_input(tiny_fer_folder, tmp_path):
 def test_empty_dataset_after_map_is_an_error(ck):
     with pytest.raises(DataError, match="no rows left"):
         evaluate(pixel_model(), ck, "subject-kfold", folds=3,
-                 label_map={c: "" for c in set(ck.labels)})
+                 label_map=dict.fromkeys(set(ck.labels), ""))
 
 
 def test_dataset_without_anything_has_no_default_protocol():
@@ -379,7 +379,7 @@ def test_flip_doubles_training_rows_and_matches_a_manual_loop(ck):
     model = pixel_model(LogisticRegression(max_iter=300))
     res = evaluate(model, ck, "subject-kfold", folds=3, seed=1, flip=True)
     plain = evaluate(model, ck, "subject-kfold", folds=3, seed=1)
-    for f, g in zip(res.folds, plain.folds):
+    for f, g in zip(res.folds, plain.folds, strict=True):
         assert f["n_train"] == 2 * g["n_train"] and f["n_test"] == g["n_test"]
     assert any("mirror" in n for n in res.notes)
     X, y = ck.images, np.asarray(ck.labels)
@@ -448,7 +448,8 @@ def test_protocols_are_scikit_learn_cv_objects(fer, ck):
 
 def test_grid_selection_is_a_grid_search_on_the_val_split(fer):
     """The official protocol's selection equals GridSearchCV over PredefinedSplit(train -> val),
-    and the chosen model is fitted on the training rows only."""
+    and the chosen model is fitted on the training rows only.
+    """
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
 
     from classicfer.evaluation import ModelSpec
@@ -467,7 +468,8 @@ def test_grid_selection_is_a_grid_search_on_the_val_split(fer):
 
 def test_cpu_timings_belong_to_their_own_call(ck):
     """Each evaluate() counts its own CPU seconds: another evaluate() running meanwhile (here
-    inside the model's fit) neither resets nor inflates them."""
+    inside the model's fit) neither resets nor inflates them.
+    """
     import time
 
     from sklearn.base import BaseEstimator, ClassifierMixin

@@ -120,7 +120,8 @@ def test_blazeface_options(img):
 
 def test_blazeface_reports_no_face_where_there_is_none(img):
     """BlazeFace alone takes the cat's head for a face (score 0.6); its O-Net verification
-    drops it, finds nothing in blank and noise frames, and keeps the astronaut."""
+    drops it, finds nothing in blank and noise frames, and keeps the astronaut.
+    """
     from skimage.data import chelsea
 
     cat = chelsea()
@@ -136,7 +137,8 @@ def test_blazeface_reports_no_face_where_there_is_none(img):
 
 def test_blazeface_windows_find_small_faces(img):
     """One pass misses a face smaller than 1/8 of the image; min_size adds windows that
-    find it (and the windows cover the image, overlapping by half)."""
+    find it (and the windows cover the image, overlapping by half).
+    """
     from classicfer.face._blazeface import TILE_REACH, tiles
 
     small = cv2.resize(img, (200, 200), interpolation=cv2.INTER_AREA)  # face ~37 px
@@ -248,7 +250,8 @@ def test_tiny_and_strip_images_find_no_face_and_never_crash():
                                               ("mtcnn", 24), ("haar", 40)])
 def test_small_images_holding_a_face_are_still_searched(img, method, side):
     """The size guard only skips images too small for the detector: a face filling an
-    image just above its limit (in the detector's working pixels) is still found."""
+    image just above its limit (in the detector's working pixels) is still found.
+    """
     face = detect_faces(img, "dlib-hog")[0]
     x, y, w, h = face.box
     pad = 0.3 if method == "haar" else 0.0  # Haar wants a little context around the face

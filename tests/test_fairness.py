@@ -19,7 +19,8 @@ LABELS = ["angry", "happy", "sad"]
 def known_gap_fixture():
     """Group A: 200 images, 180 right (90 %). Group B: 200 images, 120 right (60 %).
     Group C: 10 images, all right (small). Errors in B are all 'happy' misread as 'sad'
-    and 'angry' misread as 'sad', so happy's TPR gap is known exactly."""
+    and 'angry' misread as 'sad', so happy's TPR gap is known exactly.
+    """
     y_true, y_pred, grp = [], [], []
     # A: per class (angry 70, happy 70, sad 60); 20 errors: 10 angry->sad, 10 happy->sad.
     for lab, n, wrong in (("angry", 70, 10), ("happy", 70, 10), ("sad", 60, 0)):
@@ -211,7 +212,7 @@ def test_evaluate_cli_writes_groups_report(tiny_ckplus48, tmp_path):
     ds = load_dataset(tiny_ckplus48)
     csv = tmp_path / "groups.csv"
     rows = ["path,block"] + [f"{os.path.relpath(p, ds.root)},{'a' if s < 'S5' else 'b'}"
-                             for p, s in zip(ds.paths, ds.subjects)]
+                             for p, s in zip(ds.paths, ds.subjects, strict=True)]
     csv.write_text("\n".join(rows) + "\n")
     r = CliRunner().invoke(cli, ["evaluate", "--data", str(tiny_ckplus48), "--protocol",
                                  "subject-kfold", "--folds", "3", "--features", "hog",

@@ -34,7 +34,9 @@ def crops():
 def test_hog_matches_skimage(crops, dtype, ppc, cpb, norm):
     from skimage.feature import hog
 
-    pair = (lambda v: v if isinstance(v, tuple) else (v, v))
+    def pair(v):
+        return v if isinstance(v, tuple) else (v, v)
+
     imgs = crops.astype(dtype)
     ref = np.stack([hog(im, 9, pixels_per_cell=pair(ppc), cells_per_block=pair(cpb),
                         block_norm=norm) for im in imgs])

@@ -1,5 +1,6 @@
 """Gabor bank, multi-scale LBP, region HOG and BoVW: shapes, determinism, rebuilding, tiny
-fits (scikit-learn's checks for every descriptor are in test_common)."""
+fits (scikit-learn's checks for every descriptor are in test_common).
+"""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ KEEP = {"avif": 32}
 @st.composite
 def mutated_files(draw, kinds=None) -> bytes:
     """A seed file (of ``kinds``, default any) with a few bytes overwritten (mostly in the
-    header), and maybe cut short, with bytes inserted or removed; its signature is kept."""
+    header), and maybe cut short, with bytes inserted or removed; its signature is kept.
+    """
     kind = draw(st.sampled_from(sorted(kinds or SEEDS)))
     data, keep = bytearray(SEEDS[kind]), KEEP.get(kind, 12)
     for _ in range(draw(st.integers(0, 6))):

@@ -154,7 +154,8 @@ def _dds_with_pixel_format(rgb, fourcc: bytes, extra: bytes = b"") -> bytes:
 
 def _corrupt_files(rgb) -> dict[str, bytes]:
     """Files whose decoders raise something other than OSError/ValueError/SyntaxError:
-    RuntimeError (libavif) and NotImplementedError (Pillow's DDS plugin)."""
+    RuntimeError (libavif) and NotImplementedError (Pillow's DDS plugin).
+    """
     rng = np.random.default_rng(0)
     garbage = rng.integers(0, 256, 600, dtype=np.uint8).tobytes()
     ftyp = struct.pack(">I4s4sI4s4s", 24, b"ftyp", b"avif", 0, b"avif", b"mif1")

@@ -23,6 +23,12 @@ RUNTIME_FORBIDDEN = ("classicfer.models", "classicfer.pipeline", "classicfer.cnn
 RUNTIME_FORBIDDEN_LIBRARIES = ("sklearn", "torch", "joblib", "skl2onnx", "onnxmltools",
                                "xgboost")
 
+#: The layers above the CNN head (network, training, estimator): it hands its results up as
+#: data and never imports them, directly or through any other classicfer module.
+CNN_HEAD_FORBIDDEN = ("classicfer.export", "classicfer.evaluation", "classicfer.cards",
+                      "classicfer.distributed", "classicfer.serve", "classicfer.commands",
+                      "classicfer.cli")
+
 #: Import cycles that exist and are being removed elsewhere: each entry is a set of modules
 #: allowed to form cycles among themselves (a cycle is accepted only if all its modules are
 #: in one entry). Delete an entry as soon as its cycle is gone. Currently none.
@@ -74,7 +80,8 @@ def imports_of(name: str, path: Path, modules) -> tuple[set[str], set[str]]:
 
 def import_graph(root: Path | None = None) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """``(graph between package modules, libraries imported by each module)`` of the package
-    folder ``root`` (default: classicfer)."""
+    folder ``root`` (default: classicfer).
+    """
     modules = module_names(PACKAGE if root is None else root)
     graph, libraries = {}, {}
     for name, path in modules.items():
@@ -147,6 +154,16 @@ def test_runtime_imports_nothing_that_trains_exports_or_evaluates():
     assert not through, f"the runtime reaches {through} through other classicfer modules"
     libs = {m: sorted(libraries[m] & set(RUNTIME_FORBIDDEN_LIBRARIES)) for m in runtime}
     assert not any(libs.values()), {m: v for m, v in libs.items() if v}
+
+
+def test_cnn_head_imports_nothing_above_it():
+    graph, _ = import_graph()
+    head = [m for m in graph if _under(m, ("classicfer.cnn_head",))]
+    assert "classicfer.cnn_head.train" in head  # the walk found the head's modules
+    direct = {m: sorted(t for t in graph[m] if _under(t, CNN_HEAD_FORBIDDEN)) for m in head}
+    assert not any(direct.values()), {m: t for m, t in direct.items() if t}
+    through = sorted(m for m in _reachable(graph, head) if _under(m, CNN_HEAD_FORBIDDEN))
+    assert not through, f"the CNN head reaches {through} through other classicfer modules"
 
 
 def test_no_import_cycle_between_classicfer_modules():

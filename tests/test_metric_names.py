@@ -1,5 +1,6 @@
 """One set of metric names (accuracy, balanced_accuracy, macro_f1, per_class) and one run
-record across evaluate, grid, fit and the sidecars; older sidecars still read."""
+record across evaluate, grid, fit and the sidecars; older sidecars still read.
+"""
 
 from __future__ import annotations
 

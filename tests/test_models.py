@@ -1,5 +1,6 @@
 """classicfer.pipeline: classifier registry, pipelines, parameter routing, ONNX parity; and
-the deployment folder of a pipeline (classicfer.export.save_model)."""
+the deployment folder of a pipeline (classicfer.export.save_model).
+"""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def test_param_routing():
 @pytest.mark.parametrize("kernel", ["rbf", "linear"])
 def test_svm_exports_without_the_probability_attributes(data, monkeypatch, kernel):
     """The svm classifier (a sigmoid-calibrated SVC) exports to ONNX without reading
-    ``probA_``/``probB_``, which scikit-learn 1.9 deprecates and 1.11 removes."""
+    ``probA_``/``probB_``, which scikit-learn 1.9 deprecates and 1.11 removes.
+    """
     from sklearn.svm import SVC
     from sklearn.svm._base import BaseSVC
 
@@ -128,8 +130,9 @@ def test_svm_exports_without_the_probability_attributes(data, monkeypatch, kerne
                                            ("classicfer.pipeline", True),
                                            ("numpy", False)])
 def test_future_warnings_of_scikit_learn_fail_the_suite(module, fails):
-    """pyproject's filterwarnings turns a FutureWarning attributed to scikit-learn (or to
-    classicfer, for warnings raised with stacklevel=2) into an error."""
+    """Pyproject's filterwarnings turns a FutureWarning attributed to scikit-learn (or to
+    classicfer, for warnings raised with stacklevel=2) into an error.
+    """
     import warnings
 
     def warn():
@@ -240,7 +243,8 @@ def test_n_jobs_fits_calibration_folds_in_parallel_with_the_same_result(data):
 
 def test_aligned_union_model_through_the_runtime(tmp_path, data):
     """align='eyes' parts + landmarks, saved and reloaded: the runtime (parts called one by
-    one, not through FeatureUnion) gives scikit-learn's features and probabilities."""
+    one, not through FeatureUnion) gives scikit-learn's features and probabilities.
+    """
     from classicfer.runtime import load_model
 
     X, y = data
@@ -294,7 +298,8 @@ def test_xgboost_checks_its_parameters_against_its_constraints(data, params, nam
 
 def test_a_registered_classifier_without_constraints_is_accepted(data):
     """Parameter checks use scikit-learn's constraints when an estimator has them, and
-    leave an estimator without them alone (no crash looking for them)."""
+    leave an estimator without them alone (no crash looking for them).
+    """
     from sklearn.base import BaseEstimator, ClassifierMixin
 
     from classicfer.pipeline import register_classifier

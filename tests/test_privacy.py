@@ -1,5 +1,6 @@
 """Privacy defaults: no socket anywhere in the runtime, faces blurred on request,
-nothing written unless asked, CSV without pixels."""
+nothing written unless asked, CSV without pixels.
+"""
 
 import csv
 import io

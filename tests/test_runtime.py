@@ -272,7 +272,8 @@ def test_no_face_is_an_empty_list(linear_model):
 
 def test_default_detector_reports_no_face_on_a_cat(linear_model):
     """The kiosk default (BlazeFace, verified by O-Net) gives no expression for a cat, a
-    blank or a noise frame, and still exactly one face for the astronaut."""
+    blank or a noise frame, and still exactly one face for the astronaut.
+    """
     from skimage.data import chelsea
 
     p = Predictor(linear_model)
@@ -407,7 +408,8 @@ def test_predictor_is_thread_safe(linear_model):
                           ("mtcnn", "auto", 5), ("haar", "auto", 5), ("haar", "none", None)])
 def test_landmark_source_per_detector(linear_model, detector, landmarks, n_points):
     """``auto`` keeps a detector's own eye points (BlazeFace 6, MTCNN 5) and runs dlib's
-    5-point model otherwise; ``5`` always runs dlib's."""
+    5-point model otherwise; ``5`` always runs dlib's.
+    """
     p = Predictor(str(linear_model), detector=detector, landmarks=landmarks)
     (face,) = p.predict(str(ASTRONAUT))
     if n_points is None:

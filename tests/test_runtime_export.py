@@ -159,7 +159,8 @@ def test_export_cnn_checkpoint(tmp_path):
 def test_cnn_export_names_missing_torch_but_raises_its_own_import_errors(tmp_path,
                                                                            monkeypatch):
     """Only the torch extra is reported as missing; a failing import of classicfer's own
-    export code is raised as it is."""
+    export code is raised as it is.
+    """
     import sys
 
     ckpt = tmp_path / "best.pt"

@@ -147,7 +147,8 @@ def test_corrupt_file_is_400(client, face_jpeg):
 
 def test_header_a_decoder_cannot_handle_is_400(client):
     """Pillow's DDS plugin raises NotImplementedError on an unknown pixel format (a
-    corrupt AVIF makes libavif raise RuntimeError): still a 400, not a 500."""
+    corrupt AVIF makes libavif raise RuntimeError): still a 400, not a 500.
+    """
     import struct
 
     from PIL import Image
@@ -474,7 +475,8 @@ def test_slow_body_is_408_and_frees_its_slot(predictor):
 
 def test_serve_names_a_missing_extra_but_not_a_broken_module(monkeypatch):
     """Only the optional packages are reported as a missing extra; an import error inside
-    classicfer's own serve modules is raised as it is."""
+    classicfer's own serve modules is raised as it is.
+    """
     import importlib.util
     import sys
 

@@ -25,8 +25,8 @@ uvicorn = pytest.importorskip("uvicorn")
 pytest.importorskip("starlette")
 pytest.importorskip("python_multipart")
 
-from classicfer.serve import allowed_hosts_for, create_app
-from classicfer.serve.server import make_config
+from classicfer.serve import allowed_hosts_for, create_app  # noqa: E402 (needs starlette)
+from classicfer.serve.server import make_config  # noqa: E402 (needs uvicorn)
 
 HOST = "127.0.0.1"
 SECURITY = ("x-content-type-options", "content-security-policy", "referrer-policy",

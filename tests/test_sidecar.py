@@ -1,6 +1,7 @@
 """The model folder's safety: ``model.json`` schema and values, ``onnx.file`` confinement,
 folder digests (``--model-digest``, ``$CLASSICFER_MODEL_DIGEST``, the bundled models'
-recorded digests) and graphs with external data."""
+recorded digests) and graphs with external data.
+"""
 
 from __future__ import annotations
 
@@ -316,7 +317,8 @@ def test_model_digest_command_refuses_an_invalid_folder(tmp_path, linear):
 # ------------------------------------------------------------- bundled models
 def test_recorded_bundled_digests_match_the_files():
     """Regenerate with `classicfer model-digest --record-bundled` after changing a bundled
-    model on purpose."""
+    model on purpose.
+    """
     computed = bundled_digests()
     if not computed:
         pytest.skip("no model bundled in classicfer/models/")

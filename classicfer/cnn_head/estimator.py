@@ -109,7 +109,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
 def _crops(X):
     """(N, H, W) crops as the network's input tensor; sparse, NaN or infinite pixels are
-    refused by name."""
+    refused by name.
+    """
     from scipy import sparse
 
     from .train import to_tensor

@@ -1,26 +1,33 @@
 """Training loop for :class:`~classicfer.cnn_head.model.FerNet` (needs torch).
 
-Everything runs on batch tensors: the images are converted to one float
+:func:`fit` takes its settings as a :class:`TrainConfig` (or as keywords naming its
+fields) and runs small steps: prepare the tensors, build and initialise the network,
+optimiser and schedule, resume, then per epoch train, average (SWA), validate and
+checkpoint. Everything runs on batch tensors: the images are converted to one float
 tensor once, and augmentation (rotation, zoom, shift, horizontal flip,
 random erasing) is a single ``affine_grid``/``grid_sample`` call per batch.
 Checkpoints are written atomically every epoch (``last.pt``: model,
 optimiser, schedule, epoch, RNG-free deterministic state, history) and the
-best epoch on the validation split is kept in ``best.pt``.
+best epoch on the validation split is kept in ``best.pt``; they hold tensors and plain
+data only and are read back with ``weights_only=True``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
+import re
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..exceptions import ConfigError, DataError
+from ..exceptions import ConfigError, DataError, ModelError
 from .model import build_model, count_flops, count_params
 
 DEFAULT_MODEL = {"widths": (16, 32, 64, 128), "attention": True, "dropout": 0.3}
@@ -29,6 +36,7 @@ DEFAULT_AUG = {"rotate": 15.0, "zoom": 0.15, "shift": 0.10, "flip": True, "erase
 
 
 def set_threads(n: int | None = None) -> int:
+    """Use ``n`` torch threads (None or 0: all cores); returns the number set."""
     n = int(n or os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
@@ -46,7 +54,10 @@ def to_tensor(images) -> torch.Tensor:
 def augment_batch(x: torch.Tensor, gen: torch.Generator, aug: dict) -> torch.Tensor:
     """Random affine (rotation, zoom, shift, flip) + random erasing, on a whole batch."""
     n = x.shape[0]
-    u = lambda: torch.rand(n, generator=gen) * 2 - 1
+
+    def u():
+        return torch.rand(n, generator=gen) * 2 - 1
+
     ang = u() * math.radians(aug.get("rotate", 0.0))
     scale = 1.0 + u() * aug.get("zoom", 0.0)        # >1 zooms out, <1 zooms in
     tx, ty = u() * aug.get("shift", 0.0) * 2, u() * aug.get("shift", 0.0) * 2
@@ -102,261 +113,530 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def fit(x_train, y_train, x_val=None, y_val=None, *, classes, epochs: int = 20,
-        out_dir=None, model_config: dict | None = None, batch_size: int = 128,
-        lr: float = 3e-3, weight_decay: float = 0.05, label_smoothing: float = 0.1,
-        warmup: float = 0.15, seed: int = 0, aug: dict | None = None, init_state=None,
-        freeze_epochs: int = 0, resume: bool = False, stop_after: int | None = None,
-        grow: bool = False, swa: bool = False, teacher_logits=None,
-        distill: float = 0.0, distill_temperature: float = 2.0,
-        threads: int | None = None, class_weight=None,
-        progress: bool = True, log=print, norm: tuple | None = None) -> dict:
+@dataclass
+class TrainConfig:
+    """The settings of one training run of :func:`fit` (everything that shapes the weights).
+
+    Parameters
+    ----------
+    epochs : int
+        Total number of epochs of the schedule (one-cycle warm-up + cosine, or one cosine
+        cycle per epoch with ``swa``).
+    batch_size : int
+        Images per optimiser step.
+    lr : float
+        Peak learning rate (with ``swa``: the start of every cycle, which ends at ``lr / 100``).
+    weight_decay : float
+        AdamW weight decay of the weights (biases and batch-norm parameters get none).
+    label_smoothing : float
+        Label smoothing of the cross-entropy.
+    warmup : float
+        Fraction of the one-cycle schedule spent warming up.
+    seed : int
+        Seed of the initial weights, the batch order, the augmentation and the dropout.
+    aug : dict or None
+        Augmentation settings (:func:`augment_batch`: ``rotate``, ``zoom``, ``shift``,
+        ``flip``, ``erase``, ``corrupt``); None means :data:`DEFAULT_AUG`.
+    model_config : dict or None
+        Network settings over :data:`DEFAULT_MODEL` (``arch``, ``widths``, ``attention``,
+        ``dropout``...); ``n_classes`` comes from the class list.
+    norm : (float, float) or None
+        (mean, std) of the input; computed on the training images when None.
+    freeze_epochs : int
+        Train only the head for that many epochs first (transfer learning).
+    grow : bool
+        Let the initial weights come from a smaller network of the same family (e.g. one
+        stage fewer): layers it holds with the same shapes are copied, the others keep
+        their fresh initialisation.
+    swa : bool
+        Stochastic weight averaging (Izmailov et al., 2018), meant for continuing from
+        initial weights: the learning rate follows one cosine cycle per epoch
+        (:class:`torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`), the weights at the
+        end of every cycle are averaged (:class:`torch.optim.swa_utils.AveragedModel`),
+        batch-norm statistics of the average are recomputed on training images
+        (:func:`torch.optim.swa_utils.update_bn`) and the *average* is what is validated,
+        checkpointed and returned.
+    distill : float
+        Weight of the knowledge-distillation term (Hinton et al., 2015), in [0, 1]: the loss
+        becomes ``(1 - distill) * cross-entropy + distill * T**2 * KL(teacher_T ||
+        student_T)`` (needs teacher logits).
+    distill_temperature : float
+        ``T``, the softening temperature of teacher and student (> 0).
+    class_weight : array-like of shape (n_classes,) or None
+        Weights of the classes in the loss (positive).
+    threads : int or None
+        Torch threads (None: all cores).
+
+    Numpy scalars are turned into Python numbers, so that checkpoints hold plain data only.
+    """
+
+    epochs: int = 20
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    warmup: float = 0.15
+    seed: int = 0
+    aug: dict | None = None
+    model_config: dict | None = None
+    norm: tuple | None = None
+    freeze_epochs: int = 0
+    grow: bool = False
+    swa: bool = False
+    distill: float = 0.0
+    distill_temperature: float = 2.0
+    class_weight: object = None
+    threads: int | None = None
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if f.name not in ("aug", "class_weight"):
+                setattr(self, f.name, _plain(getattr(self, f.name)))
+
+
+def _plain(value):
+    """``value`` with numpy scalars (also inside dicts, lists and tuples) as Python scalars."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if type(value) in (list, tuple):
+        return type(value)(_plain(v) for v in value)
+    return value
+
+
+def make_config(config: TrainConfig | None = None, **settings) -> TrainConfig:
+    """A :class:`TrainConfig`: ``config`` (default: the defaults) with ``settings`` replaced.
+
+    Raises
+    ------
+    TypeError
+        A setting that is not a field of :class:`TrainConfig`.
+    """
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(settings) - names)
+    if unknown:
+        raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
+    return dataclasses.replace(config or TrainConfig(), **settings)
+
+
+def fit(x_train, y_train, x_val=None, y_val=None, *, classes, config: TrainConfig | None = None,
+        init_state=None, teacher_logits=None, out_dir=None, resume: bool = False,
+        stop_after: int | None = None, progress: bool = True, log=print, **settings) -> dict:
     """Train a :class:`FerNet` and return the best model (on ``x_val``) and its history.
 
     Parameters
     ----------
     x_train, x_val : (N, H, W) uint8 arrays or (N, 1, H, W) float tensors in [0, 1]
-    y_train : int array of class indices into ``classes``, or an (N, n_classes) float array
-        of target distributions (e.g. FER+ annotators' votes; Barsoum et al. 2016's
-        "probability" mode: cross-entropy against the distribution).
-    y_val : int array of class indices into ``classes``
-    class_weight : (n_classes,) weights of the classes in the loss, or None.
-    epochs : total number of epochs of the one-cycle (warm-up + cosine) schedule.
-    out_dir : folder for ``last.pt`` (resumable), ``best.pt`` and ``history.jsonl``.
-    init_state : a state dict to start from (transfer learning); a head of a different
-        size is replaced.
-    freeze_epochs : train only the head for that many epochs first (transfer learning).
-    grow : let ``init_state`` come from a smaller network of the same family (e.g. one
-        stage fewer): layers it holds with the same shapes are copied, the others keep
-        their fresh initialisation.
-    swa : stochastic weight averaging (Izmailov et al., 2018), meant for continuing from
-        ``init_state``: the learning rate follows one cosine cycle per epoch (``lr`` down
-        to ``lr / 100``, :class:`torch.optim.lr_scheduler.CosineAnnealingWarmRestarts`),
-        the weights at the end of every cycle are averaged
-        (:class:`torch.optim.swa_utils.AveragedModel`), batch-norm statistics of the
-        average are recomputed on training images (:func:`torch.optim.swa_utils.update_bn`)
-        and the *average* is what is validated, checkpointed and returned.
-    teacher_logits : (N, n_classes) logits of a teacher (e.g. an ensemble) on ``x_train``,
-        for knowledge distillation (Hinton et al., 2015): the loss becomes
-        ``(1 - distill) * cross-entropy + distill * T**2 * KL(teacher_T || student_T)``
-        with both sides softened by ``T = distill_temperature``.
-    distill : weight of the distillation term, in [0, 1] (needs ``teacher_logits``).
-    resume : continue from ``out_dir/last.pt`` (same schedule).
-    stop_after : run at most that many epochs in this call (resume later with ``resume``).
-    norm : (mean, std) of the input; computed on ``x_train`` when None.
+        Training and validation crops; no (or an empty) ``x_val`` keeps the last epoch.
+    y_train : array-like
+        Int class indices into ``classes``, or an (N, n_classes) float array of target
+        distributions (e.g. FER+ annotators' votes; Barsoum et al. 2016's "probability"
+        mode: cross-entropy against the distribution).
+    y_val : array-like
+        Int class indices into ``classes``.
+    classes : list of str
+        The class names, in output order.
+    config : TrainConfig, optional
+        The training settings; ``settings`` given as keywords replace its fields.
+    init_state : dict, optional
+        A state dict to start from (transfer learning); a head of a different size is
+        replaced (see ``grow`` in :class:`TrainConfig` for a smaller network).
+    teacher_logits : (N, n_classes) array, optional
+        Logits of a teacher (e.g. an ensemble) on ``x_train``, for distillation
+        (``distill`` in :class:`TrainConfig`).
+    out_dir : path, optional
+        Folder for ``last.pt`` (resumable), ``best.pt`` and ``history.jsonl``.
+    resume : bool
+        Continue from ``out_dir/last.pt`` (same settings, same schedule).
+    stop_after : int, optional
+        Run at most that many epochs in this call (resume later with ``resume``).
+    progress : bool
+        Show a progress bar per epoch.
+    log : callable
+        Called with one line of text per event (model size, each epoch, resume).
+    **settings
+        Fields of :class:`TrainConfig` (``epochs``, ``batch_size``, ``lr``, ``swa``...).
 
     Returns
     -------
-    dict with ``model`` (best epoch, eval mode), ``best_epoch``, ``best_val_acc``,
-    ``history`` (list of per-epoch dicts), ``mean``, ``std``, ``classes``, ``config``.
+    dict
+        ``model`` (best epoch, eval mode), ``best_epoch``, ``best_val_acc`` (None without
+        validation), ``history`` (list of per-epoch dicts), ``mean``, ``std``, ``classes``,
+        ``config`` (the network configuration).
     """
-    if epochs < 1:
-        raise ConfigError(f"epochs must be >= 1, got {epochs}")
-    set_threads(threads)
-    aug = dict(DEFAULT_AUG if aug is None else aug)
+    cfg = make_config(config, **settings)
+    if cfg.epochs < 1:
+        raise ConfigError(f"epochs must be >= 1, got {cfg.epochs}")
+    set_threads(cfg.threads)
+    aug = dict(DEFAULT_AUG if cfg.aug is None else cfg.aug)
+    classes = _plain(list(classes))
+    data = _prepare_data(x_train, y_train, x_val, y_val, len(classes), cfg, teacher_logits)
+    network = _network_config(cfg.model_config, len(classes))
+    run = _start_run(_init_model(network, cfg, init_state, log), data, cfg)
+    out = Path(out_dir) if out_dir else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    if resume:
+        _resume(run, out, network, classes, log)
+    meta = _checkpoint_meta(network, classes, data, cfg)
+    log(f"model: {count_params(run.model):,} parameters, "
+        f"{count_flops(run.model, tuple(data.x.shape[-2:])) / 1e6:.1f} M multiply-adds; "
+        f"{data.x.shape[0]} train / {0 if data.x_val is None else data.x_val.shape[0]} val "
+        f"images; {torch.get_num_threads()} threads")
+    end_epoch = cfg.epochs if not stop_after else min(cfg.epochs,
+                                                      run.start_epoch + int(stop_after))
+    for epoch in range(run.start_epoch, end_epoch):
+        improved = _run_epoch(run, epoch, aug, progress, log)
+        if out:
+            _save_checkpoints(run, out, meta, epoch, improved)
+    model = run.model
+    if run.best_state is not None:
+        model.load_state_dict(run.best_state)
+    model.eval()
+    return {"model": model, "best_epoch": run.best_epoch,
+            "best_val_acc": None if data.x_val is None else run.best_acc,
+            "history": run.history, "mean": data.mean, "std": data.std,
+            "classes": list(classes), "config": network}
+
+
+@dataclass
+class _Data:
+    """The tensors of a training run."""
+
+    x: torch.Tensor                      # (N, 1, H, W) float [0, 1]
+    y: torch.Tensor                      # (N,) class indices
+    soft_targets: torch.Tensor | None    # (N, C) target distributions, or None
+    weight: torch.Tensor | None          # (C,) class weights of the loss, or None
+    teacher: torch.Tensor | None         # (N, C) softened teacher probabilities, or None
+    x_val: torch.Tensor | None           # no validation split: None
+    y_val: torch.Tensor | None
+    mean: float
+    std: float
+
+
+def _prepare_data(x_train, y_train, x_val, y_val, n_classes, cfg, teacher_logits) -> _Data:
+    """The checked tensors of a run (input errors raised in the order a user meets them)."""
     xt = x_train if isinstance(x_train, torch.Tensor) else to_tensor(x_train)
-    targets, yt = _targets(y_train, len(classes))
-    weight = None if class_weight is None else torch.as_tensor(
-        np.asarray(class_weight, dtype=np.float32))
-    if weight is not None and (weight.shape != (len(classes),) or float(weight.min()) <= 0):
-        raise ConfigError(f"class_weight must hold {len(classes)} positive numbers")
-    has_val = x_val is not None and len(x_val) > 0
-    if has_val:
+    targets, yt = _targets(y_train, n_classes)
+    weight = _class_weight(cfg.class_weight, n_classes)
+    xv = yv = None
+    if x_val is not None and len(x_val) > 0:
         xv = x_val if isinstance(x_val, torch.Tensor) else to_tensor(x_val)
         yv = torch.as_tensor(np.asarray(y_val), dtype=torch.long)
     if xt.shape[0] != yt.shape[0] or xt.shape[0] == 0:
         raise DataError(f"{xt.shape[0]} training images for {yt.shape[0]} labels")
-    n_classes = len(classes)
     if int(yt.max()) >= n_classes or int(yt.min()) < 0:
         raise DataError(f"labels must be in 0..{n_classes - 1}")
-    if not 0.0 <= distill <= 1.0:
-        raise ConfigError(f"distill must be in [0, 1], got {distill}")
-    soft, distill_setting = None, ([distill, distill_temperature] if distill else None)
-    if distill > 0:
-        if teacher_logits is None:
-            raise ConfigError("distill > 0 needs teacher_logits")
-        if distill_temperature <= 0:
-            raise ConfigError(f"distill_temperature must be > 0, got {distill_temperature}")
-        tl = torch.as_tensor(np.asarray(teacher_logits), dtype=torch.float32)
-        if tl.shape != (xt.shape[0], n_classes):
-            raise DataError(f"teacher_logits of shape {tuple(tl.shape)}, expected "
-                            f"({xt.shape[0]}, {n_classes})")
-        soft = F.softmax(tl / distill_temperature, dim=1)
-    if norm is None:
+    teacher = _teacher_targets(teacher_logits, cfg, xt.shape[0], n_classes)
+    if cfg.norm is None:
         mean, std = float(xt.mean()), float(xt.std())
     else:
-        mean, std = map(float, norm)
+        mean, std = map(float, cfg.norm)
+    return _Data(xt, yt, targets, weight, teacher, xv, yv, mean, std)
 
-    torch.manual_seed(seed)
+
+def _class_weight(class_weight, n_classes):
+    """The loss's class weights as a tensor (None stays None); refuses a wrong length or sign."""
+    if class_weight is None:
+        return None
+    weight = torch.as_tensor(np.asarray(class_weight, dtype=np.float32))
+    if weight.shape != (n_classes,) or float(weight.min()) <= 0:
+        raise ConfigError(f"class_weight must hold {n_classes} positive numbers")
+    return weight
+
+
+def _teacher_targets(teacher_logits, cfg, n, n_classes):
+    """The teacher's softened probabilities for distillation, or None when ``distill`` is 0."""
+    if not 0.0 <= cfg.distill <= 1.0:
+        raise ConfigError(f"distill must be in [0, 1], got {cfg.distill}")
+    if not cfg.distill > 0:
+        return None
+    if teacher_logits is None:
+        raise ConfigError("distill > 0 needs teacher_logits")
+    if cfg.distill_temperature <= 0:
+        raise ConfigError(f"distill_temperature must be > 0, got {cfg.distill_temperature}")
+    tl = torch.as_tensor(np.asarray(teacher_logits), dtype=torch.float32)
+    if tl.shape != (n, n_classes):
+        raise DataError(f"teacher_logits of shape {tuple(tl.shape)}, expected "
+                        f"({n}, {n_classes})")
+    return F.softmax(tl / cfg.distill_temperature, dim=1)
+
+
+def _distill_setting(cfg):
+    """``[weight, temperature]`` recorded in the checkpoints of a distilled run, else None."""
+    return [cfg.distill, cfg.distill_temperature] if cfg.distill else None
+
+
+def _network_config(model_config, n_classes) -> dict:
+    """The network configuration: :data:`DEFAULT_MODEL` with ``model_config`` and the classes."""
     config = dict(DEFAULT_MODEL, **(model_config or {}))
     config["n_classes"] = n_classes
     config["widths"] = tuple(config["widths"])
-    model = build_model(config)
+    return config
+
+
+def _init_model(network, cfg, init_state, log):
+    """The seeded network, started from ``init_state`` when given, in channels-last layout."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(network)
     if init_state is not None:
-        head_w = init_state.get("head.weight")
-        if head_w is not None and head_w.shape[0] != n_classes:
-            init_state = {k: v for k, v in init_state.items() if not k.startswith("head.")}
-        if grow:
-            own = model.state_dict()
-            init_state = {k: v for k, v in init_state.items()
-                          if k in own and own[k].shape == v.shape}
-            if not any(k.startswith("features.") for k in init_state):
-                raise ConfigError("grow: the initial weights share no layer with this model "
-                                  "(a different family of network?)")
-        try:
-            missing, unexpected = model.load_state_dict(init_state, strict=False)
-        except RuntimeError as e:  # a layer of another shape
-            first = str(e).strip().splitlines()[-1].strip()
-            raise ConfigError(f"initial weights do not match the model configuration ({first})"
-                              ) from None
-        if grow:
-            log(f"grown from a smaller network: {len(init_state)} tensors copied, "
-                f"{len(missing)} freshly initialised")
-        elif unexpected or [k for k in missing if not k.startswith("head.")]:
-            raise ConfigError("initial weights do not match the model configuration "
-                              f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
-    model = model.to(memory_format=torch.channels_last)
+        _load_initial(model, init_state, network["n_classes"], cfg.grow, log)
+    return model.to(memory_format=torch.channels_last)
 
-    steps_per_epoch = math.ceil(xt.shape[0] / batch_size)
-    total = steps_per_epoch * epochs
+
+def _load_initial(model, init_state, n_classes, grow, log) -> None:
+    """Copy ``init_state`` into ``model``.
+
+    A head of other classes is left out; with ``grow`` only the tensors of matching names
+    and shapes are copied.
+    """
+    head_w = init_state.get("head.weight")
+    if head_w is not None and head_w.shape[0] != n_classes:
+        init_state = {k: v for k, v in init_state.items() if not k.startswith("head.")}
+    if grow:
+        own = model.state_dict()
+        init_state = {k: v for k, v in init_state.items()
+                      if k in own and own[k].shape == v.shape}
+        if not any(k.startswith("features.") for k in init_state):
+            raise ConfigError("grow: the initial weights share no layer with this model "
+                              "(a different family of network?)")
+    try:
+        missing, unexpected = model.load_state_dict(init_state, strict=False)
+    except RuntimeError as e:  # a layer of another shape
+        first = str(e).strip().splitlines()[-1].strip()
+        raise ConfigError(f"initial weights do not match the model configuration ({first})"
+                          ) from None
+    if grow:
+        log(f"grown from a smaller network: {len(init_state)} tensors copied, "
+            f"{len(missing)} freshly initialised")
+    elif unexpected or [k for k in missing if not k.startswith("head.")]:
+        raise ConfigError("initial weights do not match the model configuration "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+
+
+@dataclass
+class _Run:
+    """The state of a training run: network, optimiser, schedule, averaging, best so far."""
+
+    cfg: TrainConfig
+    data: _Data
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: object
+    steps_per_epoch: int
+    averaged: object = None              # torch.optim.swa_utils.AveragedModel with swa
+    bn_idx: torch.Tensor | None = None   # training rows for the average's BN statistics
+    start_epoch: int = 0
+    best_acc: float = -1.0
+    best_epoch: int = -1
+    history: list = field(default_factory=list)
+    best_state: dict | None = None
+
+
+def _start_run(model, data: _Data, cfg: TrainConfig) -> _Run:
+    """Optimiser (AdamW, no decay on biases and norms) and schedule of a fresh run."""
+    steps_per_epoch = math.ceil(data.x.shape[0] / cfg.batch_size)
     decay, no_decay = [], []
-    for name, p in model.named_parameters():
+    for _name, p in model.named_parameters():
         (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
-    if swa:
-        from torch.optim.swa_utils import AveragedModel
-
-        sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
-            opt, T_0=steps_per_epoch, eta_min=lr / 100)
-        averaged = AveragedModel(model)
-        # BN statistics of the average: a fixed sample of un-augmented training images
-        bn_idx = torch.randperm(xt.shape[0], generator=torch.Generator().manual_seed(seed))
-        bn_idx = bn_idx[:min(xt.shape[0], 8192)]
-    else:
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    if not cfg.swa:
         sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=lr, total_steps=total, pct_start=warmup, anneal_strategy="cos",
-            div_factor=20.0, final_div_factor=200.0)
+            opt, max_lr=cfg.lr, total_steps=steps_per_epoch * cfg.epochs, pct_start=cfg.warmup,
+            anneal_strategy="cos", div_factor=20.0, final_div_factor=200.0)
+        return _Run(cfg, data, model, opt, sched, steps_per_epoch)
+    from torch.optim.swa_utils import AveragedModel
 
-    out = Path(out_dir) if out_dir else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
-    start_epoch, best_acc, best_epoch, history = 0, -1.0, -1, []
-    best_state = None
-    if resume:
-        if not out or not (out / "last.pt").is_file():
-            raise ConfigError(f"--resume: no checkpoint {out}/last.pt to resume from")
-        ck = torch.load(out / "last.pt", map_location="cpu", weights_only=False)
-        if ck["config"] != config or ck["epochs"] != epochs or ck["classes"] != list(classes):
-            raise ConfigError("--resume: the checkpoint was made with a different model, class "
-                              "list or epoch count; use the same options or start afresh")
-        if ck.get("distill") != distill_setting:
-            raise ConfigError("--resume: the checkpoint was made with other distillation "
-                              "settings; use the same options or start afresh")
-        if bool(ck.get("swa")) != swa:
-            raise ConfigError("--resume: the checkpoint was made " + ("without" if swa else "with")
-                              + " --swa; use the same options or start afresh")
-        model.load_state_dict(ck["model"])
-        if swa:
-            averaged.load_state_dict(ck["swa_state"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        start_epoch, best_acc, best_epoch = ck["epoch"] + 1, ck["best_val_acc"], ck["best_epoch"]
-        history, mean, std = ck["history"], ck["mean"], ck["std"]
-        if (out / "best.pt").is_file():
-            best_state = torch.load(out / "best.pt", map_location="cpu",
-                                    weights_only=False)["model"]
-        log(f"resumed from {out / 'last.pt'} at epoch {start_epoch + 1}/{epochs}")
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
+        opt, T_0=steps_per_epoch, eta_min=cfg.lr / 100)
+    # BN statistics of the average: a fixed sample of un-augmented training images
+    n = data.x.shape[0]
+    bn_idx = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[:min(n, 8192)]
+    return _Run(cfg, data, model, opt, sched, steps_per_epoch, AveragedModel(model), bn_idx)
 
-    meta = {"config": config, "classes": list(classes), "mean": mean, "std": std, "epochs": epochs,
-            "size": list(xt.shape[-2:])}
-    if swa:
+
+def _resume(run: _Run, out, network: dict, classes: list, log) -> None:
+    """Continue ``run`` from ``out/last.pt`` (and its best epoch from ``out/best.pt``)."""
+    if not out or not (out / "last.pt").is_file():
+        raise ConfigError(f"--resume: no checkpoint {out}/last.pt to resume from")
+    ck = read_checkpoint(out / "last.pt")
+    _check_resumable(ck, run.cfg, network, classes)
+    run.model.load_state_dict(ck["model"])
+    if run.averaged is not None:
+        run.averaged.load_state_dict(ck["swa_state"])
+    run.opt.load_state_dict(ck["optimizer"])
+    run.sched.load_state_dict(ck["scheduler"])
+    run.start_epoch, run.best_acc, run.best_epoch = (ck["epoch"] + 1, ck["best_val_acc"],
+                                                     ck["best_epoch"])
+    run.history, run.data.mean, run.data.std = ck["history"], ck["mean"], ck["std"]
+    if (out / "best.pt").is_file():
+        run.best_state = read_checkpoint(out / "best.pt")["model"]
+    log(f"resumed from {out / 'last.pt'} at epoch {run.start_epoch + 1}/{run.cfg.epochs}")
+
+
+def _check_resumable(ck: dict, cfg: TrainConfig, network: dict, classes: list) -> None:
+    """A ConfigError when checkpoint ``ck`` was made with other settings than this run's."""
+    if ck["config"] != network or ck["epochs"] != cfg.epochs or ck["classes"] != classes:
+        raise ConfigError("--resume: the checkpoint was made with a different model, class "
+                          "list or epoch count; use the same options or start afresh")
+    if ck.get("distill") != _distill_setting(cfg):
+        raise ConfigError("--resume: the checkpoint was made with other distillation "
+                          "settings; use the same options or start afresh")
+    if bool(ck.get("swa")) != cfg.swa:
+        raise ConfigError("--resume: the checkpoint was made " + ("without" if cfg.swa else "with")
+                          + " --swa; use the same options or start afresh")
+
+
+def _checkpoint_meta(network: dict, classes: list, data: _Data, cfg: TrainConfig) -> dict:
+    """What every checkpoint of the run records besides its weights."""
+    meta = {"config": network, "classes": list(classes), "mean": data.mean, "std": data.std,
+            "epochs": cfg.epochs, "size": list(data.x.shape[-2:])}
+    if cfg.swa:
         meta["swa"] = True
-    if distill_setting:
-        meta["distill"] = distill_setting
-    log(f"model: {count_params(model):,} parameters, "
-        f"{count_flops(model, tuple(xt.shape[-2:])) / 1e6:.1f} M multiply-adds; "
-        f"{xt.shape[0]} train / {xv.shape[0] if has_val else 0} val images; "
-        f"{torch.get_num_threads()} threads")
+    if _distill_setting(cfg):
+        meta["distill"] = _distill_setting(cfg)
+    return meta
+
+
+def _run_epoch(run: _Run, epoch: int, aug: dict, progress: bool, log) -> bool:
+    """Train, average (swa) and validate one epoch; record it. Returns whether it is the best."""
+    t0, c0 = time.time(), time.process_time()
+    rec = _train_epoch(run, epoch, aug, progress)
+    judged = run.model
+    if run.averaged is not None:
+        judged = _swa_update(run.averaged, run.model, run.data.x[run.bn_idx], run.data.mean,
+                             run.data.std, run.cfg.batch_size)
+        rec["swa_models"] = int(run.averaged.n_averaged)
+    has_val = run.data.x_val is not None
+    if has_val:
+        rec.update(_validate(judged, run.data))
+    score = rec["val_acc"] if has_val else epoch
+    rec["wall_s"] = time.time() - t0
+    rec["cpu_s"] = time.process_time() - c0
+    run.history.append(rec)
+    improved = score > run.best_acc or not has_val  # no val split: keep the last epoch
+    if improved:
+        run.best_acc, run.best_epoch = score, epoch + 1
+        run.best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
+    log(f"epoch {epoch + 1}/{run.cfg.epochs}: loss {rec['train_loss']:.4f} "
+        f"acc {rec['train_acc']:.4f}"
+        + (f" | val loss {rec['val_loss']:.4f} acc {rec['val_acc']:.4f}" if has_val else "")
+        + f" | {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU"
+        + (" *" if improved else ""))
+    return improved
+
+
+def _train_epoch(run: _Run, epoch: int, aug: dict, progress: bool) -> dict:
+    """One pass over the shuffled training images; the epoch's record (loss, accuracy, lr)."""
     from tqdm.auto import tqdm
 
-    end_epoch = epochs if not stop_after else min(epochs, start_epoch + int(stop_after))
-    for epoch in range(start_epoch, end_epoch):
-        t0, c0 = time.time(), time.process_time()
-        gen = torch.Generator().manual_seed(seed * 100003 + epoch)
-        torch.manual_seed(seed * 100003 + epoch)  # dropout: same stream after a resume
-        perm = torch.randperm(xt.shape[0], generator=gen)
-        head_only = epoch < freeze_epochs
-        for name, p in model.named_parameters():
-            p.requires_grad_(not head_only or name.startswith("head."))
-        model.train()
-        tot_loss, tot_ok, seen = 0.0, 0, 0
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}",
-                   disable=not progress, mininterval=2.0, leave=False)
-        for step in bar:
-            idx = perm[step * batch_size:(step + 1) * batch_size]
-            xb = augment_batch(xt[idx], gen, aug)
-            xb = ((xb - mean) / std).contiguous(memory_format=torch.channels_last)
-            yb = yt[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb if targets is None else targets[idx],
-                                   weight=weight, label_smoothing=label_smoothing)
-            if soft is not None:
-                t = distill_temperature
-                kd = F.kl_div(F.log_softmax(logits / t, dim=1), soft[idx],
-                              reduction="batchmean") * t * t
-                loss = (1 - distill) * loss + distill * kd
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            k = yb.shape[0]
-            tot_loss += float(loss.detach()) * k
-            tot_ok += int((logits.argmax(1) == yb).sum())
-            seen += k
-            bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
-        bar.close()
-        rec = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
-                   "lr": opt.param_groups[0]["lr"]}
-        judged = model
-        if swa:
-            judged = _swa_update(averaged, model, xt[bn_idx], mean, std, batch_size)
-            rec["swa_models"] = int(averaged.n_averaged)
-        if has_val:
-            lv = predict_logits(judged, xv, mean, std)
-            rec["val_loss"] = float(F.cross_entropy(lv, yv))
-            rec["val_acc"] = float((lv.argmax(1) == yv).float().mean())
-            score = rec["val_acc"]
-        else:
-            score = epoch
-        rec["wall_s"] = time.time() - t0
-        rec["cpu_s"] = time.process_time() - c0
-        history.append(rec)
-        improved = score > best_acc or not has_val  # no val split: keep the last epoch
-        if improved:
-            best_acc, best_epoch = score, epoch + 1
-            best_state = {k: v.detach().clone() for k, v in judged.state_dict().items()}
-        log(f"epoch {epoch + 1}/{epochs}: loss {rec['train_loss']:.4f} acc {rec['train_acc']:.4f}"
-            + (f" | val loss {rec['val_loss']:.4f} acc {rec['val_acc']:.4f}" if has_val else "")
-            + f" | {rec['wall_s']:.0f} s wall, {rec['cpu_s']:.0f} s CPU"
-            + (" *" if improved else ""))
-        if out:
-            if improved:
-                _atomic_save(dict(meta, model=best_state, epoch=epoch + 1, val_acc=best_acc,
-                                  history=history), out / "best.pt")
-            _atomic_save(dict(meta, model=model.state_dict(), optimizer=opt.state_dict(),
-                              scheduler=sched.state_dict(), epoch=epoch, best_val_acc=best_acc,
-                              best_epoch=best_epoch, history=history,
-                              **({"swa_state": averaged.state_dict()} if swa else {})),
-                         out / "last.pt")
-            with open(out / "history.jsonl", "w") as f:
-                f.writelines(json.dumps(r) + "\n" for r in history)
+    cfg, data, model = run.cfg, run.data, run.model
+    gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch)
+    torch.manual_seed(cfg.seed * 100003 + epoch)  # dropout: same stream after a resume
+    perm = torch.randperm(data.x.shape[0], generator=gen)
+    head_only = epoch < cfg.freeze_epochs
+    for name, p in model.named_parameters():
+        p.requires_grad_(not head_only or name.startswith("head."))
+    model.train()
+    tot_loss, tot_ok, seen = 0.0, 0, 0
+    bar = tqdm(range(run.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not progress, mininterval=2.0, leave=False)
+    for step in bar:
+        idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+        loss, logits = _train_step(run, idx, gen, aug)
+        yb = data.y[idx]
+        k = yb.shape[0]
+        tot_loss += float(loss.detach()) * k
+        tot_ok += int((logits.argmax(1) == yb).sum())
+        seen += k
+        bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
+    bar.close()
+    return {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
+            "lr": run.opt.param_groups[0]["lr"]}
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    return {"model": model, "best_epoch": best_epoch, "best_val_acc": best_acc if has_val else None,
-                "history": history, "mean": mean, "std": std, "classes": list(classes), "config": config}
+
+def _train_step(run: _Run, idx: torch.Tensor, gen: torch.Generator, aug: dict):
+    """One optimiser step on the training rows ``idx``; returns (loss, logits)."""
+    data = run.data
+    xb = augment_batch(data.x[idx], gen, aug)
+    xb = ((xb - data.mean) / data.std).contiguous(memory_format=torch.channels_last)
+    logits = run.model(xb)
+    loss = _loss(logits, idx, data, run.cfg)
+    run.opt.zero_grad(set_to_none=True)
+    loss.backward()
+    run.opt.step()
+    run.sched.step()
+    return loss, logits
+
+
+def _loss(logits, idx, data: _Data, cfg: TrainConfig):
+    """Cross-entropy (against labels or distributions), mixed with distillation when asked."""
+    target = data.y[idx] if data.soft_targets is None else data.soft_targets[idx]
+    loss = F.cross_entropy(logits, target, weight=data.weight,
+                           label_smoothing=cfg.label_smoothing)
+    if data.teacher is not None:
+        t = cfg.distill_temperature
+        kd = F.kl_div(F.log_softmax(logits / t, dim=1), data.teacher[idx],
+                      reduction="batchmean") * t * t
+        loss = (1 - cfg.distill) * loss + cfg.distill * kd
+    return loss
+
+
+def _validate(model, data: _Data) -> dict:
+    """``val_loss`` and ``val_acc`` of ``model`` on the validation split."""
+    lv = predict_logits(model, data.x_val, data.mean, data.std)
+    return {"val_loss": float(F.cross_entropy(lv, data.y_val)),
+            "val_acc": float((lv.argmax(1) == data.y_val).float().mean())}
+
+
+def _save_checkpoints(run: _Run, out: Path, meta: dict, epoch: int, improved: bool) -> None:
+    """Write ``best.pt`` (when ``improved``), ``last.pt`` and ``history.jsonl`` in ``out``."""
+    if improved:
+        _atomic_save(dict(meta, model=run.best_state, epoch=epoch + 1, val_acc=run.best_acc,
+                          history=run.history), out / "best.pt")
+    swa = {"swa_state": run.averaged.state_dict()} if run.averaged is not None else {}
+    _atomic_save(dict(meta, model=run.model.state_dict(), optimizer=run.opt.state_dict(),
+                      scheduler=run.sched.state_dict(), epoch=epoch, best_val_acc=run.best_acc,
+                      best_epoch=run.best_epoch, history=run.history, **swa),
+                 out / "last.pt")
+    with open(out / "history.jsonl", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in run.history)
+
+
+def read_checkpoint(path) -> dict:
+    """The dict of a ``best.pt``/``last.pt`` file, read as tensors and plain data only.
+
+    ``torch.load(..., weights_only=True)``: no object of the file is unpickled beyond
+    tensors, containers, strings and numbers, so a tampered file cannot run code.
+
+    Parameters
+    ----------
+    path : path
+        The checkpoint file.
+
+    Returns
+    -------
+    dict
+        The checkpoint: ``model`` (state dict), ``config``, ``classes``, ``mean``, ``std``,
+        ``epochs``, ``history``...
+
+    Raises
+    ------
+    ModelError
+        The file holds other objects (unpickling them could run code), or is not a
+        checkpoint at all.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 (a foreign, truncated or unsafe file)
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        if found:
+            raise ModelError(f"{path}: holds objects other than tensors and plain data "
+                             f"({found.group(1)}); it is not loaded, as unpickling them "
+                             "could run code") from None
+        raise ModelError(f"{path}: not a readable checkpoint ({type(e).__name__})") from None
 
 
 def _targets(y, n_classes):
@@ -398,32 +678,12 @@ def recompute_bn(net, x, mean: float, std: float, *, batch_size: int = 128):
     return net
 
 
-def average_weights(models, x_bn, mean: float, std: float):
-    """A uniform "model soup": the parameter-wise mean of same-shaped networks.
-
-    The members must share an architecture (and, to be useful, a common starting point,
-    e.g. continuations of one checkpoint). Batch-norm statistics are recomputed on
-    ``x_bn`` ((N, 1, H, W) float [0, 1]). Returns a new network in eval mode.
-    """
-    from torch.optim.swa_utils import AveragedModel
-
-    models = list(models)
-    if len(models) < 2:
-        raise ConfigError("averaging needs at least two networks")
-    if any(m.config != models[0].config for m in models):
-        raise ConfigError("the networks to average have different configurations")
-    averaged = AveragedModel(models[0])
-    for m in models:
-        averaged.update_parameters(m)
-    return recompute_bn(averaged.module, x_bn, mean, std)
-
-
 def load_checkpoint(path):
     """(model in eval mode, checkpoint dict) from a ``best.pt``/``last.pt`` file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such checkpoint")
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+    ck = read_checkpoint(path)
     model = build_model(ck["config"])
     state = {k: v.float() if v.is_floating_point() else v for k, v in ck["model"].items()}
     model.load_state_dict(state)
@@ -469,7 +729,7 @@ def ensemble_logits(paths, *xs, classes=None, flip: bool = True, each=None):
         logits = [predict_logits(model, x, ck["mean"], ck["std"], flip=flip) for x in xs]
         if each is not None:
             each(path, logits)
-        sums = [s + lo for s, lo in zip(sums, logits)]
+        sums = [s + lo for s, lo in zip(sums, logits, strict=True)]
     return [s / len(paths) for s in sums]
 
 
@@ -501,25 +761,51 @@ def split_for_training(ds, val_fraction: float = 0.1, seed: int = 0):
 
 def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=(),
                      targets: str = "majority", log=print, progress: bool = True,
-                     score=None, run: dict | None = None, **fit_kwargs) -> dict:
-    """Train on a :class:`~classicfer.datasets.Dataset`, export, and evaluate its test split.
+                     score=None, **fit_kwargs) -> dict:
+    """Train on a :class:`~classicfer.datasets.Dataset` and score its test split.
 
-    ``teachers``: checkpoints of the same classes whose mean flip-averaged logits on the
-    training images are distilled into the model (``distill`` weight, 0.5 unless given).
-    ``targets``: ``"majority"`` trains on the labels; ``"votes"`` on the annotators' vote
-    distributions of a dataset with ``votes`` (FER+; Barsoum et al. 2016's "probability"
-    mode), validation and test still scored against the labels.
-    ``score(y_true, y_pred)``: the metric record of the test split, from class names
-    (``train-cnn`` passes :func:`classicfer.evaluation.split_metrics`: ``split``, ``n``,
-    ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``per_class``); without it the test
-    split is not scored. ``run``: a run record (:func:`classicfer.provenance.run_record`)
-    written to ``out_dir/run.json``.
-    Writes ``out_dir/checkpoints/{last,best}.pt`` (resumable), ``out_dir/model/`` (ONNX +
-    sidecar; its ``metrics`` are those of ``metrics.json`` but ``cpu_s``), and
-    ``out_dir/metrics.json``. Returns the metrics dict.
+    Parameters
+    ----------
+    ds : Dataset
+        Same-size grayscale crops (an (N, H, W) array) with their splits: ``train`` to fit,
+        ``val`` (or a held-out part of train, :func:`split_for_training`) to pick the best
+        epoch, ``test`` to score once.
+    out_dir : path
+        The run's folder; checkpoints go to ``out_dir/checkpoints/{last,best}.pt``
+        (resumable) and ``history.jsonl``.
+    epochs : int
+        Epochs of the schedule.
+    init_from : path, optional
+        A checkpoint to start from (transfer learning: its network configuration and input
+        normalisation are kept; a fresh head when the classes differ).
+    teachers : sequence of paths
+        Checkpoints of the same classes whose mean flip-averaged logits on the training
+        images are distilled into the model (``distill`` weight, 0.5 unless given).
+    targets : {"majority", "votes"}
+        Train on the labels, or on the annotators' vote distributions of a dataset with
+        ``votes`` (FER+; Barsoum et al. 2016's "probability" mode); validation and test are
+        still scored against the labels.
+    log, progress
+        As in :func:`fit`.
+    score : callable, optional
+        ``score(y_true, y_pred)``: the metric record of the test split, from class names
+        (``train-cnn`` passes :func:`classicfer.evaluation.split_metrics`: ``split``, ``n``,
+        ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``per_class``); without it the
+        test split is not scored.
+    **fit_kwargs
+        Passed to :func:`fit` (fields of :class:`TrainConfig`, ``resume``, ``stop_after``...).
+
+    Returns
+    -------
+    dict
+        ``model`` (the best epoch, eval mode), ``metrics`` (``best_epoch``,
+        ``val_accuracy``, ``n_train``, ``n_val``, ``n_test``, ``cpu_s``, then the test
+        split's scores), and what an export of the model needs: ``classes``, ``mean``,
+        ``std``, ``size`` (H, W), ``name``, ``training`` (the record for the model folder's
+        sidecar) and ``check_images`` (up to 64 crops, of the test split when there is one,
+        for a parity check). Writing the model folder is the caller's step
+        (:func:`classicfer.export.export_model`; ``classicfer train-cnn`` does it).
     """
-    from ..export._cnn import cnn_parity, export_model
-
     if not isinstance(ds.images, np.ndarray) or ds.images.ndim != 3:
         raise DataError("the CNN needs same-size grayscale crops (an (N, H, W) array); "
                         "crop and resize the faces first")
@@ -554,18 +840,11 @@ def train_on_dataset(ds, out_dir, *, epochs: int = 20, init_from=None, teachers=
             .argmax(1).numpy()
         names = np.asarray(classes)
         metrics.update(score(names[y[te]], names[pred]))
-    size = tuple(ds.images.shape[1:])
-    model_dir = export_model(model, out / "model", classes=classes, mean=res["mean"],
-                             std=res["std"], size=size, name=f"{ds.name}-cnn",
-                             training={**training, "best_epoch": res["best_epoch"],
-                                       "history": res["history"]},
-                             metrics={k: v for k, v in metrics.items() if k != "cpu_s"})
-    sample = ds.images[te[:64]] if len(te) else ds.images[tr[:64]]
-    metrics["onnx_parity_max_abs_diff"] = cnn_parity(model, model_dir, sample)["max_abs_diff"]
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if run is not None:
-        (out / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
-    return metrics
+    return {"model": model, "metrics": metrics, "classes": classes, "mean": res["mean"],
+            "std": res["std"], "size": tuple(ds.images.shape[1:]), "name": f"{ds.name}-cnn",
+            "training": {**training, "best_epoch": res["best_epoch"],
+                         "history": res["history"]},
+            "check_images": ds.images[te[:64]] if len(te) else ds.images[tr[:64]]}
 
 
 def _training_targets(ds, targets, classes, rows, y):

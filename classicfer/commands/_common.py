@@ -49,7 +49,10 @@ def split_comma(ctx, param, value):
 
 
 def parse_params(values) -> dict:
-    """``("C=0.1", "kernel=rbf")`` -> ``{"C": 0.1, "kernel": "rbf"}`` (numbers, bools, None parsed)."""
+    """``("C=0.1", "kernel=rbf")`` -> ``{"C": 0.1, "kernel": "rbf"}``.
+
+    Numbers, booleans and None are parsed; anything else stays a string.
+    """
     out = {}
     for item in values or ():
         if "=" not in item:

@@ -60,11 +60,8 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
     """
     import json
     import sys
-    from pathlib import Path
 
     from ..exceptions import ClassicferError, ConfigError
-    from ..face import detect_faces, draw_faces, face_landmarks
-    from ..imageio import read_image
     from ._common import progress, warn
 
     paths = _expand(images)
@@ -85,23 +82,9 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
     for path in bar:
         name = str(path)
         try:
-            if path == "<astronaut>":
-                from skimage.data import astronaut
-
-                img = astronaut()
-            else:
-                img = read_image(path)
-            faces = detect_faces(img, method, min_size=min_size, upsample=upsample)
-            if landmarks != "none":
-                for f in faces:
-                    f.landmarks = face_landmarks(img, f, landmarks)
-                    f.layout = None
-            record = {"path": name, "height": int(img.shape[0]), "width": int(img.shape[1]),
-                      "faces": [f.to_dict() for f in faces]}
-            if out_path is not None:
-                stem = "astronaut" if path == "<astronaut>" else Path(name).stem
-                target = out_dir / f"{stem}.png" if out_dir is not None else Path(out_path)
-                _save_png(draw_faces(img, faces), target)
+            record, faces = _detect_one(path, method=method, landmarks=landmarks,
+                                        min_size=min_size, upsample=upsample,
+                                        out_path=out_path, out_dir=out_dir)
         except ClassicferError as e:
             failures += 1
             msg = str(e)
@@ -113,10 +96,7 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
             say(f"{name}: no face found")
         if not as_json:
             for i, f in enumerate(faces, 1):
-                x, y, w, h = f.box
-                extra = "" if f.landmarks is None else f" landmarks={len(f.landmarks)}"
-                say(f"{name}: face {i} box=({x}, {y}, {w}, {h}) "
-                    f"score={f.score:.3f} method={f.method}{extra}", file=sys.stdout)
+                say(_face_line(name, i, f), file=sys.stdout)
     if as_json:
         click.echo(json.dumps(records if several else records[0], indent=1))
     if out_path is not None and not quiet:
@@ -124,6 +104,42 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
     if failures:
         warn(f"{failures} of {len(paths)} input{'s' if len(paths) != 1 else ''} failed")
         raise SystemExit(1)
+
+
+def _detect_one(path, *, method, landmarks, min_size, upsample, out_path, out_dir):
+    """Detect the faces of one input (and write its annotated PNG); ``(record, faces)``."""
+    from pathlib import Path
+
+    from ..face import detect_faces, draw_faces, face_landmarks
+    from ..imageio import read_image
+
+    name = str(path)
+    if path == "<astronaut>":
+        from skimage.data import astronaut
+
+        img = astronaut()
+    else:
+        img = read_image(path)
+    faces = detect_faces(img, method, min_size=min_size, upsample=upsample)
+    if landmarks != "none":
+        for f in faces:
+            f.landmarks = face_landmarks(img, f, landmarks)
+            f.layout = None
+    record = {"path": name, "height": int(img.shape[0]), "width": int(img.shape[1]),
+              "faces": [f.to_dict() for f in faces]}
+    if out_path is not None:
+        stem = "astronaut" if path == "<astronaut>" else Path(name).stem
+        target = out_dir / f"{stem}.png" if out_dir is not None else Path(out_path)
+        _save_png(draw_faces(img, faces), target)
+    return record, faces
+
+
+def _face_line(name, i, f) -> str:
+    """The text report of face ``i`` of input ``name``."""
+    x, y, w, h = f.box
+    extra = "" if f.landmarks is None else f" landmarks={len(f.landmarks)}"
+    return (f"{name}: face {i} box=({x}, {y}, {w}, {h}) "
+            f"score={f.score:.3f} method={f.method}{extra}")
 
 
 def _out_folder(out_path, n_inputs: int):

@@ -145,7 +145,8 @@ def fit(data_path, data_format, features, classifier, params, out_dir, force, sp
 
 def _score(pipe, Fv, val, train, seed):
     """``(metrics, check_images)``: validation scores when ``Fv`` (val features) is given,
-    else no metrics and up to 2000 training crops for the export's parity check."""
+    else no metrics and up to 2000 training crops for the export's parity check.
+    """
     import numpy as np
 
     if Fv is None:
@@ -160,7 +161,8 @@ def _score(pipe, Fv, val, train, seed):
 
 def _run_record(ds) -> dict:
     """The run record stored in the sidecar's ``training.run``: command, versions, git
-    commit and the dataset's manifest hash (not its absolute folder)."""
+    commit and the dataset's manifest hash (not its absolute folder).
+    """
     from ..datasets.manifest import dataset_record
     from ..provenance import run_record
 

@@ -16,7 +16,8 @@ _PARAM_ALIASES = {"pca": "n_components"}
 
 def backend_options(func):
     """``--backend local|dask``, ``--scheduler ADDRESS``, ``--scheduler-timeout S``,
-    ``--dask-workers N``."""
+    ``--dask-workers N``.
+    """
     func = click.option("--scheduler-timeout", type=click.FloatRange(0, min_open=True),
                         default=None, metavar="SECONDS",
                         help="Give up on a --scheduler that does not answer as a Dask "

@@ -62,11 +62,11 @@ def _table_rows(record):
 def _print_table(records):
     header = ["file", "box (x,y,w,h)", "label", "conf", "top-3"]
     rows = [r for rec in records for r in _table_rows(rec)]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     widths[-1] = 0
-    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
+    click.echo("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for r in rows:
-        click.echo("  ".join(str(x).ljust(w) for x, w in zip(r, widths)).rstrip())
+        click.echo("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)).rstrip())
 
 
 def csv_rows(records, labels):
@@ -139,7 +139,7 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, quiet, model, det
     import sys
     from pathlib import Path
 
-    from ..exceptions import ClassicferError, ConfigError
+    from ..exceptions import ConfigError
 
     if as_json and as_csv:
         raise ConfigError("choose one of --json and --csv")
@@ -156,18 +156,7 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, quiet, model, det
     for path, err in expand_inputs(inputs):
         rec = None
         if err is None:
-            try:
-                from ..runtime._decode import decode_image
-
-                img = decode_image(path)
-                rec = predictor.predict_record(img, path)
-                if out_dir:
-                    _save_annotated(img, predictor, rec, _out_path(out_dir, path, used),
-                                    blur_faces)
-            except ClassicferError as e:
-                err = str(e)
-            except MemoryError:
-                err = f"{path}: image too large to process (out of memory)"
+            rec, err = _predict_one(predictor, path, out_dir, used, blur_faces)
         if err is not None:
             failed += 1
             click.echo(f"Error: {err}", err=True)
@@ -188,6 +177,26 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, quiet, model, det
         _print_table(records)
     if failed:
         sys.exit(1)
+
+
+def _predict_one(predictor, path, out_dir, used, blur_faces):
+    """``(record, None)`` for one image, or ``(None, error line)`` when it cannot be processed.
+
+    With ``out_dir`` the annotated copy of the image is written there.
+    """
+    from ..exceptions import ClassicferError
+    from ..runtime._decode import decode_image
+
+    try:
+        img = decode_image(path)
+        rec = predictor.predict_record(img, path)
+        if out_dir:
+            _save_annotated(img, predictor, rec, _out_path(out_dir, path, used), blur_faces)
+    except ClassicferError as e:
+        return None, str(e)
+    except MemoryError:
+        return None, f"{path}: image too large to process (out of memory)"
+    return rec, None
 
 
 def _save_annotated(img, predictor, rec, out_path, blur):

@@ -103,16 +103,18 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, arch, wid
     if label_smoothing is None:
         label_smoothing = 0.0 if targets == "votes" else 0.1
     log = (lambda m: None) if quiet else (lambda m: click.echo(m, err=True))
-    m = train_on_dataset(ds, out_dir, epochs=epochs, init_from=init_from, log=log,
-                         progress=not quiet, batch_size=batch_size, lr=lr,
-                         label_smoothing=label_smoothing, seed=seed, threads=threads or None,
-                         resume=resume, stop_after=stop_after, swa=swa, teachers=teachers,
-                         targets=targets, run=run,
-                         score=lambda y_true, y_pred: split_metrics(y_true, y_pred, split="test"),
-                         **({"distill": 0.5 if distill is None else distill,
-                             "distill_temperature": 2.0 if distill_t is None else distill_t}
-                            if teachers else {}),
-                         **({} if init_from else {"model_config": model_config}))
+    res = train_on_dataset(ds, out_dir, epochs=epochs, init_from=init_from, log=log,
+                           progress=not quiet, batch_size=batch_size, lr=lr,
+                           label_smoothing=label_smoothing, seed=seed,
+                           threads=threads or None, resume=resume, stop_after=stop_after,
+                           swa=swa, teachers=teachers, targets=targets,
+                           score=lambda y_true, y_pred: split_metrics(y_true, y_pred,
+                                                                      split="test"),
+                           **({"distill": 0.5 if distill is None else distill,
+                               "distill_temperature": 2.0 if distill_t is None else distill_t}
+                              if teachers else {}),
+                           **({} if init_from else {"model_config": model_config}))
+    m = _export_run(res, Path(out_dir), run)
     _record_size(ck_dir, side)
     click.echo(f"best epoch {m['best_epoch']}"
                + (f", val accuracy {m['val_accuracy']:.4f}" if m["val_accuracy"] is not None
@@ -121,6 +123,30 @@ def train_cnn(data_path, data_format, epochs, out_dir, batch_size, lr, arch, wid
                   if m.get("split") == "test" else ""))
     click.echo(f"model: {out_dir}/model (ONNX parity max abs diff "
                f"{m['onnx_parity_max_abs_diff']:.2e})")
+
+
+def _export_run(res: dict, out: Path, run: dict) -> dict:
+    """Export a trained run and write its records; returns the metrics.
+
+    Writes ``out/model/`` (ONNX + sidecar; the sidecar's ``metrics`` are those of
+    ``metrics.json`` but ``cpu_s``), ``out/metrics.json`` (with the ONNX parity on
+    ``res["check_images"]``) and ``out/run.json`` (the run record ``run``). ``res`` is the
+    result of :func:`classicfer.cnn_head.train.train_on_dataset`.
+    """
+    import json
+
+    from ..export import cnn_parity, export_model
+
+    metrics = dict(res["metrics"])
+    model_dir = export_model(res["model"], out / "model", classes=res["classes"],
+                             mean=res["mean"], std=res["std"], size=res["size"],
+                             name=res["name"], training=res["training"],
+                             metrics={k: v for k, v in metrics.items() if k != "cpu_s"})
+    metrics["onnx_parity_max_abs_diff"] = cnn_parity(res["model"], model_dir,
+                                                     res["check_images"])["max_abs_diff"]
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out / "run.json").write_text(json.dumps(run, indent=2, default=str) + "\n")
+    return metrics
 
 
 def _model_config(arch, widths, attention) -> dict:
@@ -142,13 +168,11 @@ def _model_config(arch, widths, attention) -> dict:
 
 def _check_init_arch(path, arch) -> None:
     """A ConfigError when ``--arch`` names another family than the ``--init-from`` checkpoint."""
-    import torch
-
+    from ..cnn_head.train import read_checkpoint
     from ..exceptions import ConfigError
 
     try:
-        have = torch.load(path, map_location="cpu", weights_only=False)["config"].get(
-            "arch", "vgg")
+        have = read_checkpoint(path)["config"].get("arch", "vgg")
     except Exception:  # noqa: BLE001 (any unreadable file)
         raise ConfigError(f"--init-from {path}: not a CNN checkpoint (best.pt / last.pt)"
                           ) from None
@@ -161,11 +185,10 @@ def _check_resume_size(path: Path, side: int) -> None:
     """A ConfigError when ``--resume`` would continue a run made at another ``--size``."""
     if not path.is_file():
         return  # the trainer explains that there is nothing to resume
-    import torch
-
+    from ..cnn_head.train import read_checkpoint
     from ..exceptions import ConfigError
 
-    have = torch.load(path, map_location="cpu", weights_only=False).get("size")
+    have = read_checkpoint(path).get("size")
     if have is not None and list(have) != [side, side]:
         raise ConfigError(f"--resume: the checkpoint was trained at {have[0]}x{have[1]}; "
                           f"use --size {have[0]} or start afresh")
@@ -191,16 +214,16 @@ def _resized(ds, side: int):
 
 
 def _record_size(ck_dir: Path, side: int) -> None:
-    """Write the input side into the run's checkpoints (``size``, read by ``classicfer export``
-    and by :func:`_check_resume_size`)."""
-    import torch
+    """Write the input side into the run's checkpoints.
 
-    from ..cnn_head.train import _atomic_save
+    ``size``, read by ``classicfer export`` and by :func:`_check_resume_size`.
+    """
+    from ..cnn_head.train import _atomic_save, read_checkpoint
 
     for name in ("best.pt", "last.pt"):
         path = ck_dir / name
         if path.is_file():
-            ck = torch.load(path, map_location="cpu", weights_only=False)
+            ck = read_checkpoint(path)
             if ck.get("size") != [side, side]:
                 ck["size"] = [side, side]
                 _atomic_save(ck, path)

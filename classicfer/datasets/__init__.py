@@ -104,11 +104,7 @@ def detect_format(path) -> str:
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or directory")
     if os.path.isfile(path):
-        if path.lower().endswith(".csv"):
-            if os.path.basename(path).lower() == "fer2013new.csv":
-                return "ferplus"
-            return _csv_format(path)
-        raise DataError(f"{path}: is a file; expected a dataset folder or a .csv file")
+        return _file_format(path)
     dirs, files = list_dirs(path), list_files(path)
     if not dirs and not files:
         raise DataError(f"{path}: folder is empty")
@@ -120,14 +116,40 @@ def detect_format(path) -> str:
         return "affectnet"
     if any(f.lower() in _FER_CSV_NAMES for f in files):
         return "fer2013-csv"
+    fmt = _split_folders_format(path, dirs) or _file_names_format(path, dirs, files)
+    if fmt is not None:
+        return fmt
+    if dirs and any(list_files(os.path.join(path, d)) or list_dirs(os.path.join(path, d))
+                    for d in dirs):
+        return "imagefolder"  # class folders; unknown class names fail with a clear error
+    raise DataError(f"{path}: unknown dataset layout (found {len(files)} files and no class "
+                    f"folders); use --format with one of {', '.join(LOADERS)}")
+
+
+def _file_format(path: str) -> str:
+    """The format of a dataset given as one file (a CSV)."""
+    if path.lower().endswith(".csv"):
+        if os.path.basename(path).lower() == "fer2013new.csv":
+            return "ferplus"
+        return _csv_format(path)
+    raise DataError(f"{path}: is a file; expected a dataset folder or a .csv file")
+
+
+def _split_folders_format(path: str, dirs: list) -> str | None:
+    """``fer2013-folder`` or ``imagefolder`` for a folder of split folders, else None."""
     split_dirs = [d for d in dirs if d.lower() in FOLDER_SPLITS]
-    if split_dirs:
-        for sd in split_dirs:
-            for cls in list_dirs(os.path.join(path, sd)):
-                names = list_files(os.path.join(path, sd, cls))[:20]
-                if any(n.split("_", 1)[0] in USAGE_TO_SPLIT for n in names):
-                    return "fer2013-folder"
-        return "imagefolder"
+    if not split_dirs:
+        return None
+    for sd in split_dirs:
+        for cls in list_dirs(os.path.join(path, sd)):
+            names = list_files(os.path.join(path, sd, cls))[:20]
+            if any(n.split("_", 1)[0] in USAGE_TO_SPLIT for n in names):
+                return "fer2013-folder"
+    return "imagefolder"
+
+
+def _file_names_format(path: str, dirs: list, files: list) -> str | None:
+    """``ckplus48`` or ``jaffe`` when the image names follow that dataset's pattern."""
     for d in dirs:
         names = list_files(os.path.join(path, d))[:20]
         if names and sum(bool(CK48_NAME.match(n)) for n in names) > len(names) // 2:
@@ -135,11 +157,7 @@ def detect_format(path) -> str:
     jaffe_candidates = files + [f for d in dirs[:3] for f in list_files(os.path.join(path, d))]
     if sum(bool(JAFFE_NAME.match(f)) for f in jaffe_candidates) >= 3:
         return "jaffe"
-    if dirs and any(list_files(os.path.join(path, d)) or list_dirs(os.path.join(path, d))
-                    for d in dirs):
-        return "imagefolder"  # class folders; unknown class names fail with a clear error
-    raise DataError(f"{path}: unknown dataset layout (found {len(files)} files and no class "
-                    f"folders); use --format with one of {', '.join(LOADERS)}")
+    return None
 
 
 def resolve_format(format: str | None, path: str | None = None) -> str | None:

@@ -105,7 +105,8 @@ def load_cached(file: Path | None) -> Dataset | None:
             else:
                 flat, shapes = pixels, z["shapes"]
                 ends = np.cumsum([int(np.prod(s)) for s in shapes])
-                images = [a.reshape(s) for a, s in zip(np.split(flat, ends[:-1]), shapes)] \
+                images = [a.reshape(s)
+                          for a, s in zip(np.split(flat, ends[:-1]), shapes, strict=True)] \
                     if len(shapes) else []
             return Dataset(
                 images=images, labels=z["labels"],
@@ -179,7 +180,8 @@ def _unlink(path: Path) -> None:
 
 def prune(folder: Path, keep: Path | None = None) -> int:
     """Delete cache entries whose dataset is gone (e.g. temporary folders), or that were
-    written by another cache version; return how many were removed."""
+    written by another cache version; return how many were removed.
+    """
     removed = 0
     for npz in folder.glob("*.npz"):
         if npz == keep:

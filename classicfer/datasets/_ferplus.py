@@ -121,7 +121,7 @@ def _finish(images, votes, splits, paths, skipped, root, fmt, sha=None) -> Datas
     votes = np.asarray(votes, dtype=np.int16).reshape(-1, len(VOTE_COLUMNS))
     major = majority_vote(votes)
     keep = major >= 0
-    for p, sp in zip(np.asarray(paths)[~keep], np.asarray(splits)[~keep]):
+    for p, sp in zip(np.asarray(paths)[~keep], np.asarray(splits)[~keep], strict=True):
         skipped.append((str(p), (f"{p}: no majority emotion among the annotators' votes "
                                 f"({sp or 'no split'})")))
     labels = np.array(VOTE_EMOTIONS, dtype="<U8")[major[keep]]

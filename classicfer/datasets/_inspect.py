@@ -158,10 +158,10 @@ def format_report(rep: dict) -> str:
     w = max([len("class"), len("total")] + [len(c) for c in rep["classes"]])
     cols = splits + (["total"] if len(splits) > 1 else [])
     lines.append(f"{'class':<{w}}" + "".join(f"{s:>9}" for s in cols))
-    tot = {s: 0 for s in splits}
+    tot = dict.fromkeys(splits, 0)
     for c in rep["classes"]:
         row = [rep["counts"][c].get(s, 0) for s in splits]
-        for s, n in zip(splits, row):
+        for s, n in zip(splits, row, strict=True):
             tot[s] += n
         if len(splits) > 1:
             row.append(sum(row))

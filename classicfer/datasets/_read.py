@@ -113,7 +113,7 @@ def read_many(paths, *, size=None, crops=None, progress=False, desc="images", n_
                 for n in pool.map(run, starts):
                     bar.update(n)
     ok = np.array([r[0] is not None for r in results], dtype=bool)
-    skipped = [(p, r[2]) for p, r in zip(paths, results) if r[0] is None]
+    skipped = [(p, r[2]) for p, r in zip(paths, results, strict=True) if r[0] is None]
     imgs = [r[0] for r in results if r[0] is not None]
     digests = np.array([r[1] for r in results if r[0] is not None], dtype="<U64")
     return stack_images(imgs, size), ok, skipped, digests

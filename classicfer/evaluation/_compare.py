@@ -57,9 +57,9 @@ def _bold_best(cells, values, higher=True):
         return cells
     best = max(vals) if higher else min(vals)
     # Compare the rendered numbers: ties in what the reader sees are all marked.
-    shown_best = {c for c, v in zip(cells, values) if v is not None and v == best}
+    shown_best = {c for c, v in zip(cells, values, strict=True) if v is not None and v == best}
     return [f"**{c}**" if (v is not None and c in shown_best) else c
-            for c, v in zip(cells, values)]
+            for c, v in zip(cells, values, strict=True)]
 
 
 def _table(runs: list[dict]) -> list[str]:

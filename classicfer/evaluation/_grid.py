@@ -115,7 +115,7 @@ def _feature_grid(spec: str, params: dict) -> tuple[list[dict], dict]:
             feat_keys[key] = vals
             continue
         rest[key] = vals
-    combos = [dict(zip(feat_keys, c)) for c in product(*feat_keys.values())] or [{}]
+    combos = [dict(zip(feat_keys, c, strict=True)) for c in product(*feat_keys.values())] or [{}]
     return combos, rest
 
 
@@ -192,7 +192,8 @@ def _rows(res, spec, fp_text, clf, n_folds, scoring):
 
 class _FeatureMatrix:
     """Features of the images for one (spec, feature params) at a time, from the cache;
-    with ``flip`` the mirrored crops' features follow the originals' (rows ``n + i``)."""
+    with ``flip`` the mirrored crops' features follow the originals' (rows ``n + i``).
+    """
 
     def __init__(self, images, *, flip, cache, n_jobs, data_key):
         self.images, self.flip, self.cache = images, flip, cache

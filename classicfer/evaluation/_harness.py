@@ -257,7 +257,8 @@ def _stateless(step) -> bool:
 def _candidates(spec: ModelSpec) -> list[dict]:
     """Every combination of the grid's values, in ``ParameterGrid`` order (sorted keys)."""
     keys = sorted(spec.grid)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(spec.grid[k] for k in keys))]
+    return [dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(spec.grid[k] for k in keys))]
 
 
 def _precomputable(spec: ModelSpec) -> bool:
@@ -430,7 +431,8 @@ def _plan(spec, sc: _Scored, protocol, dataset, test_ds, folds, seed):
 class _Features:
     """The model's input at any scored position: stateless features (HOG, LBP...) are
     computed once for every row instead of once per fold, and their cost per image is
-    added back to each fold's fit and predict times (``per_img``)."""
+    added back to each fold's fit and predict times (``per_img``).
+    """
 
     def __init__(self, spec, sc: _Scored, protocol, dataset, test_ds, flip: bool):
         self.sc, self.flip = sc, flip

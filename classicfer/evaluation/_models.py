@@ -143,7 +143,8 @@ def is_pickle_path(path) -> bool:
 
 def refuse_pickle(path, allow_pickle: bool, how: str = "--allow-pickle") -> None:
     """A one-line :class:`ConfigError` unless loading the pickle ``path`` was allowed;
-    ``how`` names the switch that allows it."""
+    ``how`` names the switch that allows it.
+    """
     if not allow_pickle:
         raise ConfigError(f"{path} is a pickle, and loading a pickle runs any code stored in "
                           f"it: refused unless you pass {how} (only for files you made)")

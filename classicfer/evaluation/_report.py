@@ -179,10 +179,10 @@ def write_report(result, dataset, out_dir, *, command=None, n_boot: int = 1000,
                [[c, f"{v['precision']:.6f}", f"{v['recall']:.6f}", f"{v['f1']:.6f}",
                  v["support"]] for c, v in m["per_class"].items()])
     _write_csv(out / "confusion.csv", ["true\\predicted", *labels],
-               [[c, *row] for c, row in zip(labels, m["confusion"])])
+               [[c, *row] for c, row in zip(labels, m["confusion"], strict=True)])
     _write_csv(out / "confusion_normalized.csv", ["true\\predicted", *labels],
                [[c, *(f"{x:.6f}" for x in row)]
-                for c, row in zip(labels, m["confusion_normalized"])])
+                for c, row in zip(labels, m["confusion_normalized"], strict=True)])
     _write_csv(out / "folds.csv", ["fold", "n_train", "n_test",
                                    *(f"test_{k}" for k in METRICS), "fit_time", "predict_time"],
                [[f["fold"], f["n_train"], f["n_test"], *(f"{f[f'test_{k}']:.6f}" for k in METRICS),

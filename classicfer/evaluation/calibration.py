@@ -88,8 +88,8 @@ def calibration_bins(y_true_idx, proba, n_bins=15):
     return {
         "edges": np.linspace(0.0, 1.0, n_bins + 1).tolist(),
         "count": count.tolist(),
-        "confidence": [None if c == 0 else float(v) for c, v in zip(count, mean_conf)],
-        "accuracy": [None if c == 0 else float(v) for c, v in zip(count, mean_acc)],
+        "confidence": [None if c == 0 else float(v) for c, v in zip(count, mean_conf, strict=True)],
+        "accuracy": [None if c == 0 else float(v) for c, v in zip(count, mean_acc, strict=True)],
     }
 
 
@@ -116,7 +116,7 @@ def expected_calibration_error(y_true_idx, proba, n_bins=15) -> float:
     bins = calibration_bins(y_true_idx, proba, n_bins)
     n = float(sum(bins["count"]))
     ece = 0.0
-    for c, conf, acc in zip(bins["count"], bins["confidence"], bins["accuracy"]):
+    for c, conf, acc in zip(bins["count"], bins["confidence"], bins["accuracy"], strict=True):
         if c:
             ece += c / n * abs(acc - conf)
     return float(ece)
@@ -125,7 +125,8 @@ def expected_calibration_error(y_true_idx, proba, n_bins=15) -> float:
 def maximum_calibration_error(y_true_idx, proba, n_bins=15) -> float:
     """Largest ``|acc - conf|`` over the non-empty bins."""
     bins = calibration_bins(y_true_idx, proba, n_bins)
-    gaps = [abs(a - c) for a, c in zip(bins["accuracy"], bins["confidence"]) if a is not None]
+    gaps = [abs(a - c) for a, c in zip(bins["accuracy"], bins["confidence"], strict=True)
+            if a is not None]
     return float(max(gaps))
 
 
@@ -317,7 +318,8 @@ def fit_temperature(logits_or_logproba, y_true_idx, *, bounds=(0.05, 20.0)) -> f
 
 def _model_scores(model_dir, images):
     """Raw (T = 1) scores of a deployed model on face crops: logits for a CNN,
-    ``log(p)`` for a classifier that outputs probabilities."""
+    ``log(p)`` for a classifier that outputs probabilities.
+    """
     from ..runtime._model import load_model
 
     model = load_model(model_dir, cache=False)

@@ -15,7 +15,8 @@ low_contrast        contrast around the mean x 0.7, 0.5, 0.35, 0.25, 0.15
 rotation            in-plane rotation by +-5, 10, 15, 22, 30 degrees (random sign)
 box_jitter          the face box scaled by up to +-5 ... 25 % and shifted by up to 3 ... 15 %
                     of its side, as a detector's box varies (random per image)
-sunglasses          a dark band centred on the eye line (42 % down), 8, 12, 16, 20, 24 % of the crop's height
+sunglasses          a dark band centred on the eye line (42 % down), 8, 12, 16, 20, 24 % of
+                    the crop's height
 mask                a light lower-face mask from 80, 75, 70, 65, 60 % of the height down
 low_resolution      the face downscaled to 36, 30, 24, 18, 12 px (48-px side) and back
 ==================  =======================================================================

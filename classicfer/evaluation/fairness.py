@@ -67,6 +67,34 @@ def load_groups_csv(path, dataset, *, allow_missing=False) -> dict:
         conflicting values, or (unless ``allow_missing``) unmatched dataset rows.
     """
     p = Path(path)
+    header, rows, key_col = _read_groups_csv(p)
+    attrs = [h for i, h in enumerate(header) if i != key_col]
+    paths = [str(x) for x in dataset.paths]
+    root = str(getattr(dataset, "root", "") or "")
+    index = _PathIndex(paths, root)
+    values = {a: np.full(len(paths), "", dtype=object) for a in attrs}
+    seen_keys = set()
+    for line_no, r in enumerate(rows, start=2):
+        key = _row_key(r, header, key_col, seen_keys, where=f"{p}:{line_no}")
+        i = index.find(key, where=f"{p}:{line_no}")
+        if i is None:
+            continue
+        for a in attrs:
+            v = r[header.index(a)].strip()
+            if values[a][i] and values[a][i] != v:
+                raise DataError(f"{p}:{line_no}: {paths[i]} gets {a}={v!r} but an earlier row "
+                                f"gave {values[a][i]!r}")
+            values[a][i] = v
+    matched = np.zeros(len(paths), dtype=bool)
+    for a in attrs:
+        matched |= values[a] != ""
+    _check_coverage(p, matched, rows[0][key_col], len(rows), dataset, paths, root,
+                    allow_missing)
+    return {a: values[a].astype(str) for a in attrs}
+
+
+def _read_groups_csv(p: Path):
+    """``(header, rows, key column index)`` of a groups CSV, blank rows dropped."""
     if not p.is_file():
         raise DataError(f"{p}: groups CSV not found; expected a CSV with a path/id column and "
                         f"attribute columns such as gender,age_band")
@@ -85,80 +113,73 @@ def load_groups_csv(path, dataset, *, allow_missing=False) -> dict:
         raise DataError(f"{p}: duplicate column names in header {','.join(header)!r}")
     lower = [h.lower() for h in header]
     key_col = next((lower.index(k) for k in KEY_COLUMNS if k in lower), 0)
-    attrs = [h for i, h in enumerate(header) if i != key_col]
     if not rows:
         raise DataError(f"{p}: groups CSV has a header but no rows")
+    return header, rows, key_col
 
-    paths = [str(x) for x in dataset.paths]
-    root = str(getattr(dataset, "root", "") or "")
-    n = len(paths)
-    by_full, by_rel, by_base, by_stem = {}, {}, {}, {}
-    for i, dp in enumerate(paths):
-        by_full[_norm(dp)] = i
-        by_full[_norm(os.path.abspath(dp))] = i
-        if root:
-            try:
-                by_rel[_norm(os.path.relpath(dp, root))] = i
-            except ValueError:  # different drives on Windows
-                pass
-        base = os.path.basename(dp)
-        by_base.setdefault(base, []).append(i)
-        by_stem.setdefault(os.path.splitext(base)[0], []).append(i)
 
-    values = {a: np.full(n, "", dtype=object) for a in attrs}
-    seen_keys = set()
-    unmatched_csv = 0
-    for line_no, r in enumerate(rows, start=2):
-        if len(r) != len(header):
-            raise DataError(f"{p}:{line_no}: {len(r)} fields, header has {len(header)}")
-        key = r[key_col].strip()
-        if not key:
-            raise DataError(f"{p}:{line_no}: empty {header[key_col]!r}")
-        if key in seen_keys:
-            raise DataError(f"{p}:{line_no}: key {key!r} appears twice")
-        seen_keys.add(key)
+def _row_key(r, header, key_col, seen_keys, *, where) -> str:
+    """The key of CSV row ``r``, refusing a wrong field count, an empty or repeated key."""
+    if len(r) != len(header):
+        raise DataError(f"{where}: {len(r)} fields, header has {len(header)}")
+    key = r[key_col].strip()
+    if not key:
+        raise DataError(f"{where}: empty {header[key_col]!r}")
+    if key in seen_keys:
+        raise DataError(f"{where}: key {key!r} appears twice")
+    seen_keys.add(key)
+    return key
+
+
+class _PathIndex:
+    """Dataset rows by full path, path relative to ``root``, file name and file stem."""
+
+    def __init__(self, paths, root):
+        self.paths = paths
+        self.by_full, self.by_rel, self.by_base, self.by_stem = {}, {}, {}, {}
+        for i, dp in enumerate(paths):
+            self.by_full[_norm(dp)] = i
+            self.by_full[_norm(os.path.abspath(dp))] = i
+            if root:
+                try:
+                    self.by_rel[_norm(os.path.relpath(dp, root))] = i
+                except ValueError:  # different drives on Windows
+                    pass
+            base = os.path.basename(dp)
+            self.by_base.setdefault(base, []).append(i)
+            self.by_stem.setdefault(os.path.splitext(base)[0], []).append(i)
+
+    def find(self, key, *, where):
+        """The row ``key`` names, or None; a bare name shared by several rows is an error."""
         k = _norm(key)
-        idx = None
-        for table in (by_full, by_rel):
+        for table in (self.by_full, self.by_rel):
             if k in table:
-                idx = [table[k]]
-                break
-        if idx is None:
-            for table, name in ((by_base, os.path.basename(key)),
-                                (by_stem, os.path.splitext(os.path.basename(key))[0])):
-                if name in table:
-                    idx = table[name]
-                    if len(idx) > 1:
-                        raise DataError(
-                            f"{p}:{line_no}: key {key!r} matches {len(idx)} dataset images "
-                            f"(e.g. {paths[idx[0]]}, {paths[idx[1]]}); use paths relative "
-                            f"to the dataset root instead of bare file names")
-                    break
-        if idx is None:
-            unmatched_csv += 1
-            continue
-        i = idx[0]
-        for a in attrs:
-            v = r[header.index(a)].strip()
-            if values[a][i] and values[a][i] != v:
-                raise DataError(f"{p}:{line_no}: {paths[i]} gets {a}={v!r} but an earlier row "
-                                f"gave {values[a][i]!r}")
-            values[a][i] = v
+                return table[k]
+        for table, name in ((self.by_base, os.path.basename(key)),
+                            (self.by_stem, os.path.splitext(os.path.basename(key))[0])):
+            if name in table:
+                idx = table[name]
+                if len(idx) > 1:
+                    raise DataError(
+                        f"{where}: key {key!r} matches {len(idx)} dataset images "
+                        f"(e.g. {self.paths[idx[0]]}, {self.paths[idx[1]]}); use paths relative "
+                        f"to the dataset root instead of bare file names")
+                return idx[0]
+        return None
 
-    matched = np.zeros(n, dtype=bool)
-    for a in attrs:
-        matched |= values[a] != ""
+
+def _check_coverage(p, matched, first_key, n_rows, dataset, paths, root, allow_missing):
+    """Refuse a CSV that matches no image, or (unless ``allow_missing``) misses some."""
     if matched.sum() == 0:
-        raise DataError(f"{p}: none of its {len(rows)} keys matches an image of dataset "
-                        f"{getattr(dataset, 'name', '')!r} (e.g. key {rows[0][key_col]!r} vs "
+        raise DataError(f"{p}: none of its {n_rows} keys matches an image of dataset "
+                        f"{getattr(dataset, 'name', '')!r} (e.g. key {first_key!r} vs "
                         f"image {paths[0] if paths else '-'}); keys must be full paths, paths "
                         f"relative to {root or 'the dataset root'}, file names or ids")
     missing = np.flatnonzero(~matched)
     if len(missing) and not allow_missing:
         ex = ", ".join(os.path.basename(paths[i]) for i in missing[:3])
-        raise DataError(f"{p}: {len(missing)} of {n} dataset images have no row (e.g. {ex}); "
-                        f"add them to the CSV or evaluate only annotated images")
-    return {a: values[a].astype(str) for a in attrs}
+        raise DataError(f"{p}: {len(missing)} of {len(paths)} dataset images have no row "
+                        f"(e.g. {ex}); add them to the CSV or evaluate only annotated images")
 
 
 # --------------------------------------------------------------------------- metrics
@@ -166,7 +187,8 @@ def load_groups_csv(path, dataset, *, allow_missing=False) -> dict:
 
 def _to_index(y, labels, *, outside_ok=False):
     """Names or indices -> indices. With ``outside_ok`` (predictions), names not in
-    ``labels`` map to ``len(labels)``: an extra column that only ever counts as an error."""
+    ``labels`` map to ``len(labels)``: an extra column that only ever counts as an error.
+    """
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.integer):
         if len(y) and (y.min() < 0 or y.max() >= len(labels)):
@@ -193,7 +215,8 @@ def _confusions(t, p, k, boot_idx=None):
 def _macro_f1(cm, k=None):
     """Macro-F1 from (..., K, K) confusion counts over the first ``k`` classes that
     are present in truth or prediction (what sklearn's ``f1_score(average="macro")``
-    does without ``labels``); a trailing "outside the labels" column only adds errors."""
+    does without ``labels``); a trailing "outside the labels" column only adds errors.
+    """
     k = cm.shape[-1] if k is None else k
     tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)
     fp = (cm.sum(axis=-2) - tp)[..., :k]
@@ -334,8 +357,13 @@ def group_metrics(y_true, y_pred, groups, labels, *, min_size=30, n_boot=1000, s
 def group_metrics_markdown(result) -> str:
     """A Markdown rendering of :func:`group_metrics` output (for reports and cards)."""
     lines = []
-    pct = (lambda v: "-" if v is None else f"{100 * v:.1f}")
-    ci = (lambda c: "" if not c else f" [{100 * c[0]:.1f}, {100 * c[1]:.1f}]")
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.1f}"
+
+    def ci(c):
+        return "" if not c else f" [{100 * c[0]:.1f}, {100 * c[1]:.1f}]"
+
     for attr, a in result["attributes"].items():
         lines.append(f"**{attr}** (worst group: {a['worst_group']}; accuracy gap "
                      f"{pct(a['accuracy_gap'])} points; macro-F1 gap {pct(a['macro_f1_gap'])} "
@@ -392,12 +420,12 @@ def plot_group_metrics(result, path):
             cis = [a["groups"][g][key + "_ci"] for g in names]
             err = None
             if all(c is not None for c in cis):
-                err = np.array([[v - c[0] for v, c in zip(vals, cis)],
-                                [c[1] - v for v, c in zip(vals, cis)]])
+                err = np.array([[v - c[0] for v, c in zip(vals, cis, strict=True)],
+                                [c[1] - v for v, c in zip(vals, cis, strict=True)]])
             colors = ["#cc3311" if g == a["worst_group"] else "#4477aa" for g in names]
             bars = ax.barh(range(len(names)), vals, xerr=err, color=colors, capsize=3,
                            edgecolor="black", linewidth=0.5)
-            for b, g in zip(bars, names):
+            for b, g in zip(bars, names, strict=True):
                 if a["groups"][g]["small"]:
                     b.set_hatch("//")
                     b.set_alpha(0.6)

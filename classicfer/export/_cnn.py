@@ -30,7 +30,8 @@ OUTPUT_NAME = "logits"
 class FlipAverage(torch.nn.Module):
     """``net`` with test-time flip averaging: the mean of the logits of each crop and its
     mirror image, both run in one batch. Exported like the bare network, so the
-    deployed graph (and its parity check) includes the averaging."""
+    deployed graph (and its parity check) includes the averaging.
+    """
 
     def __init__(self, net):
         super().__init__()
@@ -141,7 +142,7 @@ def cnn_parity(model, model_dir, images=None, *, n: int = 64, seed: int = 0) -> 
 
 
 def latency_ms(model_dir, *, repeats: int = 500, warmup: int = 50) -> dict:
-    """onnxruntime single-thread latency of one face (batch 1): median and p90 in ms."""
+    """Onnxruntime single-thread latency of one face (batch 1): median and p90 in ms."""
     sess, meta = onnx_session(model_dir, threads=1)
     h, w = meta["input"]["size"]
     x = np.random.default_rng(0).standard_normal((1, 1, h, w)).astype(np.float32)

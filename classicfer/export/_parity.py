@@ -1,4 +1,4 @@
-"""The parity check: does an exported model say what the original says?
+"""The parity check: whether an exported model says what the original says.
 
 One comparison for every export: the classical head (scikit-learn vs its ONNX
 graph, on feature vectors), the CNN (torch vs onnxruntime logits) and

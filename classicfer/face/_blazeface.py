@@ -55,7 +55,8 @@ def anchors() -> np.ndarray:
 
 def _weighted_nms(boxes, points, scores):
     """MediaPipe's weighted NMS: each kept detection is the score-weighted mean of
-    the detections overlapping it by IoU > 0.3; its score is their maximum."""
+    the detections overlapping it by IoU > 0.3; its score is their maximum.
+    """
     order = np.argsort(-scores, kind="stable")
     keep_b, keep_p, keep_s = [], [], []
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
@@ -78,7 +79,8 @@ def _weighted_nms(boxes, points, scores):
 
 def _single_pass(img: np.ndarray, threshold: float):
     """One letterboxed 128x128 pass: (N, 4) boxes (x1, y1, x2, y2), (N, 6, 2) points,
-    (N,) scores, in pixels of ``img``, weighted-NMS merged."""
+    (N,) scores, in pixels of ``img``, weighted-NMS merged.
+    """
     import cv2
 
     from ._models import onnx_session
@@ -132,7 +134,8 @@ def tiles(shape, min_size: float | None) -> list[tuple[int, int, int]]:
     """Square windows ``(x, y, side)`` that together find every face of at least
     ``min_size`` pixels: the whole image, plus, when ``min_size`` is below a single
     pass's reach, windows of side ``min_size / TILE_REACH`` (doubling up to the image)
-    overlapping by half, so every face up to half a window fits inside one."""
+    overlapping by half, so every face up to half a window fits inside one.
+    """
     h, w = shape[:2]
     out = [(0, 0, max(h, w))]
     if min_size is None or min_size >= REACH * max(h, w):

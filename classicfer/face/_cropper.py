@@ -133,7 +133,8 @@ class FaceCropper(TransformerMixin, BaseEstimator):
     def _cut(self, img, box, landmarks, layout, *, margin):
         """:func:`~classicfer.face.crop_face` of ``img`` (already in the output colour),
         then normalisation: the ``"aligned"`` framing from ``landmarks``, else the
-        ``"square"`` framing of ``box``."""
+        ``"square"`` framing of ``box``.
+        """
         from ._align import normalize_crop
         from ._crop import crop_face
 

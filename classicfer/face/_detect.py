@@ -176,7 +176,7 @@ def _blazeface(img, min_size, threshold, verify=True):
         ok = verify_faces(img, boxes) >= VERIFY_THRESHOLD
         boxes, points = boxes[ok], points[ok]
     faces = []
-    for b, p in zip(boxes, points):
+    for b, p in zip(boxes, points, strict=True):
         if min(b[2] - b[0], b[3] - b[1]) < 0.8 * min_size:  # boxes are tight: some slack
             continue
         f = _to_face(b[0], b[1], b[2], b[3], b[4], "blazeface", 1.0, img.shape, p, "blazeface6")
@@ -192,7 +192,7 @@ def _mtcnn(img, min_size, scale, threshold):
     th = (0.6, 0.7, 0.7 if threshold is None else float(threshold))
     boxes, points = mtcnn_detect(work, min_size * scale, thresholds=th)
     faces = []
-    for b, p in zip(boxes, points):
+    for b, p in zip(boxes, points, strict=True):
         f = _to_face(b[0], b[1], b[2], b[3], b[4], "mtcnn", scale, img.shape, p, "mtcnn5")
         if f is not None:
             faces.append(f)
@@ -207,7 +207,7 @@ def _dlib(method, work, scale, shape, threshold):
         dets = [d for d in _models.dlib_cnn_detector()(work, 0) if d.confidence >= th]
         rects, scores = [d.rect for d in dets], [d.confidence for d in dets]
     faces = []
-    for r, s in zip(rects, scores):
+    for r, s in zip(rects, scores, strict=True):
         f = _to_face(r.left(), r.top(), r.right() + 1, r.bottom() + 1, s, method, scale, shape)
         if f is not None:
             faces.append(f)
@@ -224,7 +224,7 @@ def _haar(gray, scale, shape, threshold):
         g, scaleFactor=1.1, minNeighbors=neighbors, minSize=(24, 24),
         outputRejectLevels=True)
     faces = []
-    for (x, y, w, h), s in zip(np.reshape(rects, (-1, 4)), np.ravel(weights)):
+    for (x, y, w, h), s in zip(np.reshape(rects, (-1, 4)), np.ravel(weights), strict=True):
         f = _to_face(x, y, x + w, y + h, s, "haar", scale, shape)
         if f is not None:
             faces.append(f)

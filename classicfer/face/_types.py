@@ -82,7 +82,8 @@ LAYOUTS = {
 
 def resolve_layout(landmarks, layout: str | None = None) -> str:
     """The layout name for ``(K, 2)`` (or ``(N, K, 2)``) ``landmarks``: ``layout`` if given,
-    else inferred from K."""
+    else inferred from K.
+    """
     from ..exceptions import ConfigError
 
     k = np.shape(landmarks)[-2] if np.ndim(landmarks) >= 2 else np.shape(landmarks)[0]

@@ -45,7 +45,7 @@ def _align_chunk(images: np.ndarray, margin: float) -> np.ndarray:
 
     out = np.empty_like(images)
     h, w = images.shape[1:]
-    for i, (im, p) in enumerate(zip(images, crop_landmarks(images))):
+    for i, (im, p) in enumerate(zip(images, crop_landmarks(images), strict=True)):
         left, right = eye_centers(p, "ibug68")
         d = right - left
         iod = float(np.hypot(*d)) / w

@@ -70,7 +70,7 @@ def upscale(crop: np.ndarray, side: int) -> np.ndarray:
 
 
 def crop_shapes(crops: np.ndarray, side: int = LANDMARK_SIDE):
-    """dlib ``full_object_detection`` of each crop upscaled to ``side``, whole image as box."""
+    """Dlib ``full_object_detection`` of each crop upscaled to ``side``, whole image as box."""
     import dlib
 
     pred = shape_predictor_68()

@@ -68,7 +68,7 @@ class EmbeddingFeatures(ImageTransformer):
             ups, shapes = crop_shapes(images, LANDMARK_SIDE)
             chips = [dlib.get_face_chip(cv2.cvtColor(u, cv2.COLOR_GRAY2RGB), s, size=CHIP,
                                         padding=float(self.padding))
-                     for u, s in zip(ups, shapes)]
+                     for u, s in zip(ups, shapes, strict=True)]
         else:
             chips = [cv2.cvtColor(upscale(im, CHIP), cv2.COLOR_GRAY2RGB) for im in images]
         out = []

@@ -1,4 +1,7 @@
-"""Gabor filter-bank magnitudes pooled on a grid of cells (Lyons et al., 1998; Bartlett et al., 2005)."""
+"""Gabor filter-bank magnitudes pooled on a grid of cells.
+
+After Lyons et al., 1998 and Bartlett et al., 2005.
+"""
 
 from __future__ import annotations
 

@@ -26,9 +26,9 @@ DEFAULT_REGIONS = {
 
 def _region_boxes(regions, h, w):
     boxes = []
-    for t, b, l, r in regions.values():
-        y0, y1 = round(t * h), round(b * h)
-        x0, x1 = round(l * w), round(r * w)
+    for top, bottom, left, right in regions.values():
+        y0, y1 = round(top * h), round(bottom * h)
+        x0, x1 = round(left * w), round(right * w)
         boxes.append((y0, y1, x0, x1))
     return boxes
 
@@ -73,8 +73,8 @@ class RegionHOGFeatures(ImageTransformer):
 
     def _check_more_params(self):
         for name, box in self._regions().items():
-            t, b, l, r = (float(v) for v in box)
-            if not (0 <= t < b <= 1 and 0 <= l < r <= 1):
+            top, bottom, left, right = (float(v) for v in box)
+            if not (0 <= top < bottom <= 1 and 0 <= left < right <= 1):
                 raise ValueError(f"region {name!r}: expected [top, bottom, left, right] "
                                  f"fractions with top < bottom and left < right, got {box!r}")
 

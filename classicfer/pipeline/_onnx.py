@@ -65,7 +65,8 @@ def _onnx_svc_type():
 
 def _exportable_svm(clf):
     """A shallow copy of a calibrated ``SVC`` whose SVCs are :func:`_onnx_svc_type` (the
-    fitted arrays are shared, ``clf`` is left as it is); other classifiers unchanged."""
+    fitted arrays are shared, ``clf`` is left as it is); other classifiers unchanged.
+    """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 

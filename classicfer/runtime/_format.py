@@ -97,7 +97,7 @@ def folder_digest(files) -> str:
 
 
 def normalise_digest(value, source: str = "digest") -> str:
-    """``value`` as 64 lowercase hex digits, or a one-line :class:`ConfigError` naming ``source``."""
+    """``value`` as 64 lowercase hex digits; else a :class:`ConfigError` naming ``source``."""
     text = str(value).strip().lower()
     if not _HEX64.fullmatch(text):
         raise ConfigError(f"{source} must be 64 hex digits (as printed by `classicfer "

@@ -307,7 +307,8 @@ class DeployedModel:
 
     def _check_graph_fits(self) -> None:
         """Run the graph once on the input the sidecar describes; refuse a sidecar whose
-        input shape the graph rejects or whose label count differs from its output width."""
+        input shape the graph rejects or whose label count differs from its output width.
+        """
         x = self._probe_input()
         if x is None:  # a classical graph of unknown width: its static output shape
             out = next(o for o in self.session.get_outputs() if o.name == self.output_name)

@@ -88,13 +88,14 @@ class FaceResult:
 
 
 def _to_image(image, what="image"):
-    """path / bytes / file / ndarray -> uint8 RGB or gray ndarray."""
+    """Path / bytes / file / ndarray -> uint8 RGB or gray ndarray."""
     from ..imageio import as_uint8_image
     from ._decode import decode_image
 
     if isinstance(image, np.ndarray):
         return as_uint8_image(image) if image.ndim == 3 else as_uint8_image(image, gray=True)
-    if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)) or hasattr(image, "read"):
+    if (isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview))
+            or hasattr(image, "read")):
         return decode_image(image)
     if hasattr(image, "mode") and hasattr(image, "size"):  # a PIL image
         return as_uint8_image(np.asarray(image.convert("RGB")))
@@ -187,7 +188,8 @@ class Predictor:
     # ---------------------------------------------------------------- stages
     def find_faces(self, image) -> list:
         """Faces in ``image`` (uint8 RGB or gray) as ``classicfer.face.Face`` objects
-        with boxes in ``image``'s pixels and landmarks when a landmark model is set."""
+        with boxes in ``image``'s pixels and landmarks when a landmark model is set.
+        """
         import cv2
 
         from ..face import detect_faces
@@ -236,7 +238,7 @@ class Predictor:
                 continue
             p = proba[j]
             j += 1
-            probs = {lab: float(v) for lab, v in zip(self.labels, p)}
+            probs = {lab: float(v) for lab, v in zip(self.labels, p, strict=True)}
             k = int(np.argmax(p))
             conf = float(p[k])
             if conf < self.min_confidence:
@@ -287,7 +289,10 @@ class Predictor:
             t4 = clock()
             proba = self.model.predict_proba(crops)
         t5 = clock()
-        ms = lambda a, b: (b - a) * 1000.0
+
+        def ms(a, b):
+            return (b - a) * 1000.0
+
         timings = {"decode": ms(t0, t1), "detect": ms(t1, t2), "landmarks": ms(t2, t3),
                    "features": ms(t3, t4), "classify": ms(t4, t5), "total": ms(t0, t5)}
         return self._results(faces, proba), timings

@@ -178,7 +178,7 @@ class Obj(Node):
 
 
 class PlainFileName(Str):
-    """A file name with no folder part: no ``/`` or ``\\``, not ``.``/``..``, no NUL."""
+    r"""A file name with no folder part: no ``/`` or ``\``, not ``.``/``..``, no NUL."""
 
     def __init__(self, forbidden=()):
         super().__init__(expected="a plain file name inside the model folder (no folder part)")

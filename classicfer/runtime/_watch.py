@@ -95,7 +95,8 @@ class IoUTracker:
 
     def update(self, boxes, probas) -> list[Track]:
         """Match this frame's boxes (with their raw probabilities or None); return
-        the track of each box, in the order given."""
+        the track of each box, in the order given.
+        """
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks)
                         for bi, b in enumerate(boxes)), reverse=True)
         used_t, assigned = set(), {}
@@ -175,7 +176,7 @@ class _CsvOut:
         self.fh.flush()
 
     def write(self, frame_idx, t, tracks, faces):
-        for tr, f in zip(tracks, faces):
+        for tr, f in zip(tracks, faces, strict=True):
             probs = f.probabilities or {}
             self.w.writerow([frame_idx, f"{t:.3f}", tr.id, *f.box, f.label or "",
                              "" if f.confidence is None else f"{f.confidence:.4f}", f.status]
@@ -226,29 +227,17 @@ def watch(predictor, *, camera=None, video=None, out=None, csv=None, show=False,
     """
     import cv2
 
-    from ._draw import DEFAULT_NOTICE, annotate
+    from ._draw import DEFAULT_NOTICE
 
     notice = DEFAULT_NOTICE if notice is None else notice
     tracker = IoUTracker(min_iou=min_iou, max_missed=max_missed, smoothing=smoothing)
     cap, frame, name = open_source(camera, video)
-    src_fps = cap.get(cv2.CAP_PROP_FPS) or 0
-    if not np.isfinite(src_fps) or src_fps <= 0 or src_fps > 240:
-        src_fps = 15.0
-    writer = csv_out = None
-    window = False
+    src_fps = _source_fps(cap)
+    outputs = _WatchOutputs()
     stats = {"frames": 0, "faces": 0, "tracks": 0, "fps": 0.0, "source": name,
              "ended": "end of stream"}
     try:
-        if csv:
-            csv_out = _CsvOut(csv, predictor.labels)
-        if out:
-            h, w = frame.shape[:2]
-            writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), src_fps, (w, h))
-            if not writer.isOpened():
-                raise ImageError(f"{out}: cannot write a video there (check the folder and the "
-                                 f"extension, e.g. .mp4)")
-        if show:
-            window = _try_window(log)
+        outputs.open(predictor, frame, csv=csv, out=out, show=show, src_fps=src_fps, log=log)
         fps = None
         t_start = time.perf_counter()
         idx = 0
@@ -256,25 +245,12 @@ def watch(predictor, *, camera=None, video=None, out=None, csv=None, show=False,
             t0 = time.perf_counter()
             rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
             faces, tracks = _process(predictor, tracker, rgb, idx, full_scan_every)
-            dt = time.perf_counter() - t0
-            inst = 1.0 / dt if dt > 0 else 0.0
-            if idx > 0:  # frame 0 includes loading the detector and landmark models
-                fps = inst if fps is None else 0.9 * fps + 0.1 * inst
+            fps = _running_fps(fps, time.perf_counter() - t0, idx)
             t_video = idx / src_fps if video is not None else time.perf_counter() - t_start
-            if csv_out:
-                csv_out.write(idx, t_video, tracks, faces)
-            if writer is not None or window:
-                ann = annotate(rgb, faces, predictor.labels, blur=blur, notice=notice, fps=fps,
-                               ids=[t.id for t in tracks])
-                bgr = cv2.cvtColor(ann, cv2.COLOR_RGB2BGR)
-                if writer is not None:
-                    writer.write(bgr)
-                if window:
-                    cv2.imshow("classicfer watch", bgr)
-                    key = cv2.waitKey(1) & 0xFF
-                    if key in (27, ord("q")):
-                        stats["ended"] = "window closed"
-                        break
+            if outputs.emit(idx, t_video, rgb, faces, tracks, labels=predictor.labels,
+                            blur=blur, notice=notice, fps=fps):
+                stats["ended"] = "window closed"
+                break
             stats["frames"] += 1
             stats["faces"] += len(faces)
             if on_frame is not None:
@@ -283,27 +259,103 @@ def watch(predictor, *, camera=None, video=None, out=None, csv=None, show=False,
             if max_frames is not None and idx >= max_frames:
                 stats["ended"] = "max frames"
                 break
-            ok, frame = cap.read()
-            if not ok:
-                frame = None
-                if camera is not None:
-                    stats["ended"] = "camera disconnected"
+            frame = _next_frame(cap, camera, stats)
         stats["fps"] = float(fps or 0.0)
     except KeyboardInterrupt:
         stats["ended"] = "interrupted"
     finally:
         cap.release()
-        if writer is not None:
-            writer.release()
-        if csv_out is not None:
-            csv_out.close()
-        if window:
+        outputs.close()
+    stats["tracks"] = tracker._next - 1
+    return stats
+
+
+def _source_fps(cap) -> float:
+    """The capture's frame rate, or 15 when it reports none or an implausible one."""
+    import cv2
+
+    src_fps = cap.get(cv2.CAP_PROP_FPS) or 0
+    if not np.isfinite(src_fps) or src_fps <= 0 or src_fps > 240:
+        src_fps = 15.0
+    return src_fps
+
+
+def _running_fps(fps, dt, idx):
+    """Exponential mean of the processing rate; frame 0 (which loads the models) is left out."""
+    inst = 1.0 / dt if dt > 0 else 0.0
+    if idx > 0:
+        fps = inst if fps is None else 0.9 * fps + 0.1 * inst
+    return fps
+
+
+def _next_frame(cap, camera, stats):
+    """The next frame, or None at the end of the stream (noted in ``stats`` for a camera)."""
+    ok, frame = cap.read()
+    if ok:
+        return frame
+    if camera is not None:
+        stats["ended"] = "camera disconnected"
+    return None
+
+
+class _WatchOutputs:
+    """The CSV, the annotated video and the window of one :func:`watch` run."""
+
+    def __init__(self):
+        self.csv = None
+        self.writer = None
+        self.window = False
+
+    def open(self, predictor, frame, *, csv, out, show, src_fps, log):
+        import cv2
+
+        if csv:
+            self.csv = _CsvOut(csv, predictor.labels)
+        if out:
+            h, w = frame.shape[:2]
+            self.writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), src_fps,
+                                          (w, h))
+            if not self.writer.isOpened():
+                raise ImageError(f"{out}: cannot write a video there (check the folder and the "
+                                 f"extension, e.g. .mp4)")
+        if show:
+            self.window = _try_window(log)
+
+    def emit(self, idx, t_video, rgb, faces, tracks, *, labels, blur, notice, fps) -> bool:
+        """Write one frame's rows, video frame and window image; True when the window was
+        closed (Esc or q).
+        """
+        import cv2
+
+        from ._draw import annotate
+
+        if self.csv:
+            self.csv.write(idx, t_video, tracks, faces)
+        if self.writer is None and not self.window:
+            return False
+        ann = annotate(rgb, faces, labels, blur=blur, notice=notice, fps=fps,
+                       ids=[t.id for t in tracks])
+        bgr = cv2.cvtColor(ann, cv2.COLOR_RGB2BGR)
+        if self.writer is not None:
+            self.writer.write(bgr)
+        if self.window:
+            cv2.imshow("classicfer watch", bgr)
+            key = cv2.waitKey(1) & 0xFF
+            return key in (27, ord("q"))
+        return False
+
+    def close(self):
+        import cv2
+
+        if self.writer is not None:
+            self.writer.release()
+        if self.csv is not None:
+            self.csv.close()
+        if self.window:
             try:
                 cv2.destroyAllWindows()
             except cv2.error:
                 pass
-    stats["tracks"] = tracker._next - 1
-    return stats
 
 
 def _try_window(log):
@@ -327,7 +379,8 @@ def _try_window(log):
 
 def _roi_faces(predictor, tracker, rgb):
     """Detect only around the live tracks (each box grown by 60 % on every side); None
-    when a track's face is not found there (the caller then scans the whole frame)."""
+    when a track's face is not found there (the caller then scans the whole frame).
+    """
     import cv2
 
     from ..face import detect_faces
@@ -378,13 +431,13 @@ def _process(predictor, tracker, rgb, idx=0, full_scan_every=1):
     tracks = tracker.update([f.box for f in faces], raw)
     results = []
     labels = predictor.labels
-    for f, t in zip(faces, tracks):
+    for f, t in zip(faces, tracks, strict=True):
         box = tuple(int(v) for v in f.box)
         if t.proba is None or f.box[2] < predictor.min_face or f.box[3] < predictor.min_face:
             results.append(FaceResult(box, None, None, None, "too_small", f.score))
             continue
         p = t.proba
-        probs = {lab: float(v) for lab, v in zip(labels, p)}
+        probs = {lab: float(v) for lab, v in zip(labels, p, strict=True)}
         k = int(np.argmax(p))
         if p[k] < predictor.min_confidence:
             results.append(FaceResult(box, None, float(p[k]), probs, "uncertain", f.score))

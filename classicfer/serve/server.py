@@ -182,7 +182,7 @@ def protocol_class(*, header_timeout: float = HEADER_TIMEOUT, body_timeout: floa
 
 
 def logging_config() -> dict:
-    """uvicorn's logging setup plus the ``classicfer.serve`` logger (one line per event)."""
+    """Uvicorn's logging setup plus the ``classicfer.serve`` logger (one line per event)."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)

@@ -1,4 +1,4 @@
-"""Does the runtime's crop from a detected face match FER-2013's own framing?
+"""Whether the runtime's crop from a detected face matches FER-2013's own framing.
 
 Each FER-2013 PrivateTest image (N per class, seeded sample) is upscaled 4x
 (192x192) and padded by 64 px (replicated border), so the face must be found by
