@@ -41,11 +41,11 @@ import threading
 import time
 from pathlib import Path
 
+from classicfer.provenance import git_commit, versions
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import make_frame  # noqa: E402 (the same frame in both benchmarks; needs sys.path)
-
-from classicfer.provenance import git_commit, versions  # noqa: E402 (after sys.path's fix)
 
 RESULTS = ROOT / "results"
 TARGET_RPS = 50.0

@@ -34,9 +34,11 @@ class LazyGroup(click.Group):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx):
+        """Every command name, including those whose module is not imported yet."""
         return sorted(set(super().list_commands(ctx)) | set(_available()))
 
     def get_command(self, ctx, name):
+        """The command ``name``, importing its module on first use; None if unknown."""
         cmd = super().get_command(ctx, name)
         if cmd is not None or name not in _available():
             return cmd

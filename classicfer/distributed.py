@@ -238,6 +238,7 @@ class StreamManifest:
                               self.name)
 
     def subset(self, index) -> StreamManifest:
+        """The rows at ``index`` (integer indices or a boolean mask), as a new manifest."""
         idx = np.asarray(index)
         return StreamManifest(self.root, self.paths[idx], self.labels[idx], self.splits[idx],
                               None if self.sha256 is None else self.sha256[idx], self.name)
@@ -350,6 +351,8 @@ def read_chunk(root: str, paths, sha256=None, size=(48, 48)) -> np.ndarray:
 
 @dataclass
 class Chunk:
+    """Rows ``start:stop`` of a manifest (chunk number ``index``), with their decoded images."""
+
     index: int
     start: int
     stop: int
@@ -398,8 +401,10 @@ def shard_name(i: int) -> str:
 
 
 def verify_shard(out_dir, i: int, work_id: str | None = None) -> dict | None:
-    """The shard's record if ``shard-i.npy`` + ``.json`` exist, belong to ``work_id`` and
-    the array's sha256 matches; else None (the shard must be (re)computed).
+    """The record of shard ``i`` when it is complete and valid, else None.
+
+    Valid: ``shard-i.npy`` + ``.json`` exist, belong to ``work_id`` and the array's
+    sha256 matches. None means the shard must be (re)computed.
     """
     base = os.path.join(os.fspath(out_dir), shard_name(i))
     try:

@@ -77,8 +77,10 @@ def _to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def _numeric(arr: np.ndarray) -> np.ndarray:
-    """``arr`` itself when it holds integers, floats or booleans (an object array of
-    numbers is converted to float); anything else (text, complex...) is an ImageError.
+    """``arr`` itself when it holds integers, floats or booleans.
+
+    An object array of numbers is converted to float; anything else (text,
+    complex...) is an ImageError.
     """
     if arr.dtype.kind in "biuf":  # booleans, signed and unsigned integers, floats
         return arr

@@ -176,6 +176,22 @@ def test_load_groups_csv_errors(tmp_path):
         load_groups_csv(csv, ds)
 
 
+@pytest.mark.parametrize("text, message", [
+    ("path,gender\nTraining_1.jpg,f,extra\n", r"g.csv:2: 3 fields, header has 2"),
+    ("path,gender\n ,f\n", r"g.csv:2: empty 'path'"),
+    ("path,gender\nTraining_1.jpg,f\nTraining_1,m\n",
+     r"g.csv:3: .*Training_1.jpg gets gender='m' but an earlier row gave 'f'"),
+    ("path,gender\n\n", "header but no rows"),
+    ("path,gender,gender\nTraining_1.jpg,f,f\n", "duplicate column names"),
+])
+def test_load_groups_csv_row_errors_name_the_line(tmp_path, text, message):
+    ds = _dataset(tmp_path)
+    csv = tmp_path / "g.csv"
+    csv.write_text(text)
+    with pytest.raises(DataError, match=message):
+        load_groups_csv(csv, ds, allow_missing=True)
+
+
 def test_load_groups_csv_ambiguous_basename(tmp_path):
     ds = _dataset(tmp_path)
     ds.paths[1] = f"{tmp_path}/test/sad/Training_1.jpg"  # two files named Training_1.jpg

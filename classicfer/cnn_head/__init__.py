@@ -17,6 +17,7 @@ ARCHITECTURES = ("vgg", "resnet", "mobilenet")
 
 
 def torch_available() -> bool:
+    """Whether torch is installed (found without importing it)."""
     from importlib.util import find_spec
 
     return find_spec("torch") is not None

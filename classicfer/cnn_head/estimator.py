@@ -71,6 +71,19 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.threads = threads
 
     def fit(self, X, y):
+        """Train ``members`` networks (from ``init`` when given) on the crops.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W)
+            Face crops, all of one size; NaN, infinite or sparse input is refused.
+        y : array-like of shape (n_samples,)
+            Class labels; ``classes_`` is their sorted unique values.
+
+        Returns
+        -------
+        self : CNNClassifier
+        """
         from .train import default_lr, fit, load_checkpoint, start_from
 
         self._validate_params()
@@ -94,6 +107,18 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
+        """Class probabilities of each crop, averaged over the members.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, H, W)
+            Face crops of the size the networks were trained on.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_classes)
+            Columns in the order of ``classes_``.
+        """
         from .train import predict_logits
 
         check_is_fitted(self, "models_")
@@ -103,13 +128,15 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return (p / len(self.models_)).numpy().astype(float)
 
     def predict(self, X):
+        """The most probable class of each crop (see :meth:`predict_proba`)."""
         proba = self.predict_proba(X)  # NotFittedError first, before fit
         return self.classes_[proba.argmax(1)]
 
 
 def _crops(X):
-    """(N, H, W) crops as the network's input tensor; sparse, NaN or infinite pixels are
-    refused by name.
+    """(N, H, W) crops as the network's input tensor.
+
+    Sparse, NaN or infinite pixels are refused by name.
     """
     from scipy import sparse
 

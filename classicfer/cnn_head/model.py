@@ -44,6 +44,7 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Conv2d(hidden, channels, 1)
 
     def forward(self, x):
+        """``x`` with each channel scaled by its gate in (0, 1)."""
         s = x.mean(dim=(2, 3), keepdim=True)
         s = torch.sigmoid(self.fc2(torch.relu(self.fc1(s))))
         return x * s
@@ -125,6 +126,7 @@ class BasicBlock(nn.Module):
                                           nn.BatchNorm2d(cout))
 
     def forward(self, x):
+        """Two 3x3 convolutions (and squeeze-excite) plus the shortcut, then ReLU."""
         out = torch.relu(self.bn1(self.conv1(x)))
         out = self.se(self.bn2(self.conv2(out)))
         return torch.relu(out + self.shortcut(x))
@@ -186,6 +188,7 @@ class InvertedResidual(nn.Module):
         self.residual = stride == 1 and cin == cout
 
     def forward(self, x):
+        """Expand, depthwise and project; plus ``x`` when stride and widths allow."""
         out = self.block(x)
         return x + out if self.residual else out
 
@@ -290,6 +293,7 @@ def build_model(config: dict) -> nn.Module:
 
 
 def count_params(model) -> int:
+    """Number of parameters (weights and biases) of ``model``."""
     return int(sum(p.numel() for p in model.parameters()))
 
 

@@ -45,8 +45,10 @@ def _parse_size(ctx, param, value):
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @handle_errors
 def inspect(path, data_format, manifest_path, as_json, size, no_duplicates, no_cache, quiet):
-    """Report what a dataset holds: format, class x split counts, sizes, subjects,
-    unreadable files and exact duplicate images (and train/test leaks).
+    """Report what a dataset holds.
+
+    Format, class x split counts, sizes, subjects, unreadable files and exact
+    duplicate images (and train/test leaks).
 
     \b
     Example:

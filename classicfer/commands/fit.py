@@ -12,6 +12,7 @@ class FeaturesOption(click.Option):
     """``--features``: its help lists every registered feature, read when help is shown."""
 
     def get_help_record(self, ctx):
+        """Help text listing the registered features (imported only when help is shown)."""
         from ..features import FEATURES
 
         self.help = f"Feature names joined by '+', e.g. hog+lbp ({', '.join(FEATURES)})."
@@ -144,8 +145,10 @@ def fit(data_path, data_format, features, classifier, params, out_dir, force, sp
 
 
 def _score(pipe, Fv, val, train, seed):
-    """``(metrics, check_images)``: validation scores when ``Fv`` (val features) is given,
-    else no metrics and up to 2000 training crops for the export's parity check.
+    """``(metrics, check_images)`` for the sidecar and the export's parity check.
+
+    Validation scores when ``Fv`` (val features) is given, else no metrics and up to
+    2000 training crops for the parity check.
     """
     import numpy as np
 
@@ -160,8 +163,10 @@ def _score(pipe, Fv, val, train, seed):
 
 
 def _run_record(ds) -> dict:
-    """The run record stored in the sidecar's ``training.run``: command, versions, git
-    commit and the dataset's manifest hash (not its absolute folder).
+    """The run record stored in the sidecar's ``training.run``.
+
+    Command, versions, git commit and the dataset's manifest hash (not its absolute
+    folder).
     """
     from ..datasets.manifest import dataset_record
     from ..provenance import run_record

@@ -15,7 +15,9 @@ _PARAM_ALIASES = {"pca": "n_components"}
 
 
 def backend_options(func):
-    """``--backend local|dask``, ``--scheduler ADDRESS``, ``--scheduler-timeout S``,
+    """The options that choose where a grid runs.
+
+    ``--backend local|dask``, ``--scheduler ADDRESS``, ``--scheduler-timeout S``,
     ``--dask-workers N``.
     """
     func = click.option("--scheduler-timeout", type=click.FloatRange(0, min_open=True),

@@ -10,6 +10,7 @@ from ._runtime_opts import make_predictor, predictor_options
 
 
 def demo_image():
+    """Path of the bundled astronaut photo that ``--demo`` runs on."""
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent / "data" / "astronaut.jpg"

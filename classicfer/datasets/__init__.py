@@ -6,9 +6,9 @@ Formats (``--format`` names), detected from the path unless forced:
 fer2013-folder     ``train/<class>/Training_*.jpg``, ``test/<class>/Public|PrivateTest_*.jpg``
 fer2013-csv        ``fer2013.csv`` (``emotion,pixels,Usage``), or a folder holding it
 ckplus48           ``<class>/S###_###_########.png``
+ckplus             original CK+ release: ``cohn-kanade-images/`` + ``Emotion/``
 ferplus            ``FER2013Train|Valid|Test/fer<row>.png`` + ``label.csv`` (10 annotators'
                    votes), or ``fer2013new.csv`` beside ``fer2013.csv``
-ckplus             original CK+ release: ``cohn-kanade-images/`` + ``Emotion/``
 jaffe              ``KA.AN1.39.tiff`` files
 affectnet          ``Manually_Annotated_*`` or ``train_set``/``val_set`` layouts, or a CSV
 imagefolder        ``root/<class>/*`` or ``root/<split>/<class>/*``

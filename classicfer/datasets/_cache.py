@@ -179,8 +179,10 @@ def _unlink(path: Path) -> None:
 
 
 def prune(folder: Path, keep: Path | None = None) -> int:
-    """Delete cache entries whose dataset is gone (e.g. temporary folders), or that were
-    written by another cache version; return how many were removed.
+    """Delete stale cache entries; return how many were removed.
+
+    Stale: its dataset is gone (e.g. temporary folders), or another cache version
+    wrote it.
     """
     removed = 0
     for npz in folder.glob("*.npz"):

@@ -42,8 +42,10 @@ def _relative_paths(ds: Dataset) -> list[str]:
 
 
 def file_hashes(ds: Dataset) -> np.ndarray:
-    """sha256 of each image: ``ds.sha256`` when the loader recorded it, else computed
-    from the source file's bytes (or from the decoded pixels when there is no file).
+    """sha256 of each image.
+
+    ``ds.sha256`` when the loader recorded it, else computed from the source file's
+    bytes (or from the decoded pixels when there is no file).
     """
     if ds.sha256 is not None and len(ds.sha256) == len(ds):
         return np.asarray(ds.sha256)
@@ -107,8 +109,10 @@ def dataset_manifest(ds: Dataset) -> dict:
 
 
 def dataset_record(ds: Dataset) -> dict:
-    """What a run record says about ``ds``: ``name``, ``root`` (absolute), ``format``,
-    ``n_images`` and ``manifest_sha256`` (:func:`manifest_hash`).
+    """What a run record says about ``ds``.
+
+    ``name``, ``root`` (absolute), ``format``, ``n_images`` and ``manifest_sha256``
+    (:func:`manifest_hash`).
     """
     return {"name": ds.name, "root": os.path.abspath(ds.root) if ds.root else "",
             "format": ds.format, "n_images": len(ds), "manifest_sha256": manifest_hash(ds)}

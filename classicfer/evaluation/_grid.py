@@ -191,8 +191,9 @@ def _rows(res, spec, fp_text, clf, n_folds, scoring):
 
 
 class _FeatureMatrix:
-    """Features of the images for one (spec, feature params) at a time, from the cache;
-    with ``flip`` the mirrored crops' features follow the originals' (rows ``n + i``).
+    """Features of the images for one (spec, feature params) at a time, from the cache.
+
+    With ``flip`` the mirrored crops' features follow the originals' (rows ``n + i``).
     """
 
     def __init__(self, images, *, flip, cache, n_jobs, data_key):

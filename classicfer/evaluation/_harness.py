@@ -429,9 +429,11 @@ def _plan(spec, sc: _Scored, protocol, dataset, test_ds, folds, seed):
 
 
 class _Features:
-    """The model's input at any scored position: stateless features (HOG, LBP...) are
-    computed once for every row instead of once per fold, and their cost per image is
-    added back to each fold's fit and predict times (``per_img``).
+    """The model's input at any scored position.
+
+    Stateless features (HOG, LBP...) are computed once for every row instead of once
+    per fold, and their cost per image is added back to each fold's fit and predict
+    times (``per_img``).
     """
 
     def __init__(self, spec, sc: _Scored, protocol, dataset, test_ds, flip: bool):
@@ -504,10 +506,10 @@ def _concat(a, b):
 
 
 def _select(run: _Run, X_tr, y_tr, va):
-    """Search the grid with ``GridSearchCV`` on the ``PredefinedSplit`` train -> val, then fit
-    the best candidate on the training rows.
+    """Search the grid on train -> val, then fit the best candidate on the training rows.
 
-    Returns the fitted estimator, its fit time, the selection table and its parameters.
+    The search is ``GridSearchCV`` on the ``PredefinedSplit`` train -> val. Returns the
+    fitted estimator, its fit time, the selection table and its parameters.
     """
     from sklearn.model_selection import GridSearchCV, PredefinedSplit
 

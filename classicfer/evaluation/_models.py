@@ -20,8 +20,9 @@ from ..exceptions import ConfigError, ModelError
 
 
 class PrefitClassifier(ClassifierMixin, BaseEstimator):
-    """An already-trained model (anything with ``labels`` and ``predict_proba(crops)``)
-    seen as a fitted sklearn classifier.
+    """An already-trained model seen as a fitted sklearn classifier.
+
+    Anything with ``labels`` and ``predict_proba(crops)``.
 
     Parameters
     ----------
@@ -142,7 +143,8 @@ def is_pickle_path(path) -> bool:
 
 
 def refuse_pickle(path, allow_pickle: bool, how: str = "--allow-pickle") -> None:
-    """A one-line :class:`ConfigError` unless loading the pickle ``path`` was allowed;
+    """Raise a one-line :class:`ConfigError` unless loading the pickle ``path`` was allowed.
+
     ``how`` names the switch that allows it.
     """
     if not allow_pickle:
@@ -151,8 +153,10 @@ def refuse_pickle(path, allow_pickle: bool, how: str = "--allow-pickle") -> None
 
 
 def model_from_path(path, *, name=None, allow_pickle: bool = False) -> ModelSpec:
-    """A deployment folder (model.json + model.onnx), the name of a bundled model,
-    or a joblib file of a fitted estimator.
+    """Load a model to evaluate.
+
+    A deployment folder (model.json + model.onnx), the name of a bundled model, or a
+    joblib file of a fitted estimator.
 
     Parameters
     ----------

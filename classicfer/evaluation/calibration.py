@@ -317,8 +317,9 @@ def fit_temperature(logits_or_logproba, y_true_idx, *, bounds=(0.05, 20.0)) -> f
 
 
 def _model_scores(model_dir, images):
-    """Raw (T = 1) scores of a deployed model on face crops: logits for a CNN,
-    ``log(p)`` for a classifier that outputs probabilities.
+    """Raw (T = 1) scores of a deployed model on face crops.
+
+    Logits for a CNN, ``log(p)`` for a classifier that outputs probabilities.
     """
     from ..runtime._model import load_model
 

@@ -186,8 +186,10 @@ def _check_coverage(p, matched, first_key, n_rows, dataset, paths, root, allow_m
 
 
 def _to_index(y, labels, *, outside_ok=False):
-    """Names or indices -> indices. With ``outside_ok`` (predictions), names not in
-    ``labels`` map to ``len(labels)``: an extra column that only ever counts as an error.
+    """Names or indices -> indices.
+
+    With ``outside_ok`` (predictions), names not in ``labels`` map to ``len(labels)``:
+    an extra column that only ever counts as an error.
     """
     y = np.asarray(y)
     if np.issubdtype(y.dtype, np.integer):
@@ -213,9 +215,11 @@ def _confusions(t, p, k, boot_idx=None):
 
 
 def _macro_f1(cm, k=None):
-    """Macro-F1 from (..., K, K) confusion counts over the first ``k`` classes that
-    are present in truth or prediction (what sklearn's ``f1_score(average="macro")``
-    does without ``labels``); a trailing "outside the labels" column only adds errors.
+    """Macro-F1 from (..., K, K) confusion counts.
+
+    The mean runs over the first ``k`` classes that are present in truth or prediction
+    (what sklearn's ``f1_score(average="macro")`` does without ``labels``); a trailing
+    "outside the labels" column only adds errors.
     """
     k = cm.shape[-1] if k is None else k
     tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(float)

@@ -1,5 +1,6 @@
-"""Export a trained CNN head (any family of :mod:`classicfer.cnn_head.model`) to ONNX
-(needs torch).
+"""Export a trained CNN head to ONNX (needs torch).
+
+Any family of :mod:`classicfer.cnn_head.model`.
 
 ``export_model`` writes ``model.onnx`` (input ``input`` NCHW float32 with a
 dynamic batch axis, output ``logits``) and ``model.json`` (see
@@ -28,9 +29,11 @@ OUTPUT_NAME = "logits"
 
 
 class FlipAverage(torch.nn.Module):
-    """``net`` with test-time flip averaging: the mean of the logits of each crop and its
-    mirror image, both run in one batch. Exported like the bare network, so the
-    deployed graph (and its parity check) includes the averaging.
+    """``net`` with test-time flip averaging.
+
+    The mean of the logits of each crop and its mirror image, both run in one batch.
+    Exported like the bare network, so the deployed graph (and its parity check)
+    includes the averaging.
     """
 
     def __init__(self, net):

@@ -50,8 +50,9 @@ def sidecar_text(onnx_bytes: bytes, sidecar: dict, where="model.json") -> str:
 
 
 def write_model_dir(out_dir, onnx_bytes: bytes, sidecar: dict, *, card: bool = True) -> Path:
-    """Write ``model.onnx`` and ``model.json`` (checksum filled in) to ``out_dir``,
-    and ``model_card.md`` unless ``card=False``.
+    """Write ``model.onnx``, ``model.json`` and ``model_card.md`` to ``out_dir``.
+
+    The sidecar gets its checksum filled in; no card is written with ``card=False``.
 
     The sidecar is validated as :func:`classicfer.runtime.read_sidecar` would
     before anything is written (:func:`sidecar_text`). The card lists no

@@ -276,8 +276,9 @@ def read_evaluation(folder) -> dict | None:
 
 
 def find_evaluations(model_dir, meta=None, *, results_dirs) -> list[dict]:
-    """Harness reports of this model under the given results roots:
-    ``<root>/<dataset>/<protocol>/<model>/``.
+    """Harness reports of this model under the given results roots.
+
+    They are the folders ``<root>/<dataset>/<protocol>/<model>/``.
 
     Parameters
     ----------
@@ -398,9 +399,10 @@ def _training_source(meta) -> tuple[str | None, str | None]:
 
 
 def _unseen_test_split(meta) -> bool:
-    """True when the sidecar records scores on a test split of the training data, which the
-    model therefore never saw (the CNN trainer stores ``n_test`` and ``test_*``; FER-2013
-    models ``privatetest_*``).
+    """True when the sidecar records scores on a test split of the training data.
+
+    The model never saw that split (the CNN trainer stores ``n_test`` and ``test_*``;
+    FER-2013 models ``privatetest_*``).
     """
     metrics = meta.get("metrics") or {}
     n_test = metrics.get("n_test")
@@ -545,8 +547,10 @@ def _fmt_metric(v):
 
 
 def _rel(p):
-    """A report path for the card: relative to the current folder or to ``results/``, else its
-    last four parts (``<dataset>/<protocol>/<model>/<file>``), never absolute.
+    """A report path for the card, never absolute.
+
+    Relative to the current folder or to ``results/``, else its last four parts
+    (``<dataset>/<protocol>/<model>/<file>``).
     """
     p = Path(p)
     try:
@@ -575,8 +579,10 @@ def _top_confusions(m, k=5):
 
 
 def find_calibration_test(model_dir, meta, *, results_dirs) -> dict | None:
-    """``<root>/responsible/<model>/calibration_test.json`` of this exact model (same sha256
-    and temperature) under the given results roots, or None.
+    """The calibration report of this exact model under the given results roots, or None.
+
+    ``<root>/responsible/<model>/calibration_test.json`` with the same sha256 and
+    temperature.
     """
     name = _safe_name(meta.get("name") or Path(model_dir).name)
     sha = (meta.get("onnx") or {}).get("sha256")
@@ -751,8 +757,10 @@ _GEN_TITLES = {"fer2013": "FER-2013 PrivateTest (FER labels)",
 
 
 def read_generalisation(folder) -> dict | None:
-    """The cross-dataset matrix and robustness records of a ``benchmarks/generalisation.py``
-    output folder (``matrix.json``, ``robustness.json``), or None when it has none.
+    """The records of a ``benchmarks/generalisation.py`` output folder, or None.
+
+    The cross-dataset matrix and robustness records (``matrix.json``,
+    ``robustness.json``); None when the folder has none.
     """
     folder = Path(folder)
     mat = _load_json(folder / "matrix.json")

@@ -126,8 +126,10 @@ def align_face(image, landmarks, size: int = 48, *, margin: float = 0.1, gray: b
 
 def crop_box(image, box=None, size: int = 48, *, margin: float = 0.0, gray: bool = True,
              normalize: str | None = None, border: str = "replicate") -> np.ndarray:
-    """Square crop around a box (no landmarks, no rotation): the largest centred
-    square of the box grown by ``margin`` on each side, resized to ``size``.
+    """Square crop around a box (no landmarks, no rotation).
+
+    The largest centred square of the box grown by ``margin`` on each side, resized
+    to ``size``.
     ``box=None`` uses the central square of the whole image. The ``"square"``
     framing of :func:`crop_face`.
     """

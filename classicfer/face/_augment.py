@@ -9,9 +9,10 @@ from ._types import LAYOUTS, resolve_layout
 
 
 def flip_landmarks(landmarks, width: int, layout: str | None = None) -> np.ndarray:
-    """Landmarks of the horizontally flipped image (``x -> width - 1 - x``),
-    re-ordered so each index keeps its meaning (the image-left eye stays index
-    set ``left_eye``, etc.).
+    """Landmarks of the horizontally flipped image (``x -> width - 1 - x``).
+
+    Re-ordered so each index keeps its meaning (the image-left eye stays index set
+    ``left_eye``, etc.).
     """
     pts = np.asarray(landmarks, np.float64)
     perm = LAYOUTS[resolve_layout(pts, layout)]["flip"]

@@ -54,8 +54,10 @@ def anchors() -> np.ndarray:
 
 
 def _weighted_nms(boxes, points, scores):
-    """MediaPipe's weighted NMS: each kept detection is the score-weighted mean of
-    the detections overlapping it by IoU > 0.3; its score is their maximum.
+    """MediaPipe's weighted NMS.
+
+    Each kept detection is the score-weighted mean of the detections overlapping it
+    by IoU > 0.3; its score is their maximum.
     """
     order = np.argsort(-scores, kind="stable")
     keep_b, keep_p, keep_s = [], [], []
@@ -78,8 +80,9 @@ def _weighted_nms(boxes, points, scores):
 
 
 def _single_pass(img: np.ndarray, threshold: float):
-    """One letterboxed 128x128 pass: (N, 4) boxes (x1, y1, x2, y2), (N, 6, 2) points,
-    (N,) scores, in pixels of ``img``, weighted-NMS merged.
+    """One letterboxed 128x128 pass, weighted-NMS merged.
+
+    (N, 4) boxes (x1, y1, x2, y2), (N, 6, 2) points, (N,) scores, in pixels of ``img``.
     """
     import cv2
 
@@ -131,10 +134,11 @@ def _positions(n: int, tile: int) -> list[int]:
 
 
 def tiles(shape, min_size: float | None) -> list[tuple[int, int, int]]:
-    """Square windows ``(x, y, side)`` that together find every face of at least
-    ``min_size`` pixels: the whole image, plus, when ``min_size`` is below a single
-    pass's reach, windows of side ``min_size / TILE_REACH`` (doubling up to the image)
-    overlapping by half, so every face up to half a window fits inside one.
+    """Square windows ``(x, y, side)`` that together find every face of at least ``min_size``.
+
+    The whole image, plus, when ``min_size`` is below a single pass's reach, windows of
+    side ``min_size / TILE_REACH`` (doubling up to the image) overlapping by half, so
+    every face up to half a window fits inside one.
     """
     h, w = shape[:2]
     out = [(0, 0, max(h, w))]

@@ -188,8 +188,10 @@ def _warp_supersampled(image, m, size, border):
 
 
 def _warp_region(img, m, side, border):
-    """WarpAffine onto a ``side`` square; when the transform shrinks by more than 2x,
-    the needed region is first reduced with INTER_AREA (no aliasing).
+    """WarpAffine onto a ``side`` square.
+
+    When the transform shrinks by more than 2x, the needed region is first reduced
+    with INTER_AREA (no aliasing).
     """
     import cv2
 

@@ -131,9 +131,10 @@ class FaceCropper(TransformerMixin, BaseEstimator):
         return (np.stack(out) if out else np.zeros(shape, np.uint8)), self.found_
 
     def _cut(self, img, box, landmarks, layout, *, margin):
-        """:func:`~classicfer.face.crop_face` of ``img`` (already in the output colour),
-        then normalisation: the ``"aligned"`` framing from ``landmarks``, else the
-        ``"square"`` framing of ``box``.
+        """:func:`~classicfer.face.crop_face` of ``img``, then normalisation.
+
+        ``img`` is already in the output colour. The ``"aligned"`` framing from
+        ``landmarks``, else the ``"square"`` framing of ``box``.
         """
         from ._align import normalize_crop
         from ._crop import crop_face

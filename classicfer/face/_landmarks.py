@@ -32,9 +32,10 @@ BOX_ADJUST = {
 
 
 def adjust_box(box, method: str | None):
-    """Shift/scale a detector box so it resembles dlib's HOG boxes (what the
-    shape predictors were trained on). ``method="crop"`` is for whole-image boxes
-    of face crops such as FER-2013.
+    """Shift/scale a detector box so it resembles dlib's HOG boxes.
+
+    Those are what the shape predictors were trained on. ``method="crop"`` is for
+    whole-image boxes of face crops such as FER-2013.
     """
     if method not in BOX_ADJUST:
         raise ConfigError(f"unknown box source {method!r}; choose from "

@@ -81,8 +81,9 @@ LAYOUTS = {
 
 
 def resolve_layout(landmarks, layout: str | None = None) -> str:
-    """The layout name for ``(K, 2)`` (or ``(N, K, 2)``) ``landmarks``: ``layout`` if given,
-    else inferred from K.
+    """The layout name for ``(K, 2)`` (or ``(N, K, 2)``) ``landmarks``.
+
+    ``layout`` if given, else inferred from K.
     """
     from ..exceptions import ConfigError
 

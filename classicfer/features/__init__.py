@@ -76,6 +76,7 @@ def parse_feature_spec(spec) -> list[str]:
 
 
 def feature_spec_string(spec) -> str:
+    """The canonical spelling of a feature spec: its checked names joined by ``+``."""
     return "+".join(parse_feature_spec(spec))
 
 

@@ -174,8 +174,10 @@ class ImageTransformer(TransformerMixin, BaseEstimator):
         return type(self).__name__.lower().replace("features", "") + "_"
 
     def _check_params(self) -> None:
-        """Sklearn's ``_parameter_constraints`` plus :meth:`_check_more_params`; any
-        ValueError/TypeError becomes a one-line ConfigError named after the descriptor.
+        """Sklearn's ``_parameter_constraints`` plus :meth:`_check_more_params`.
+
+        Any ValueError/TypeError becomes a one-line ConfigError named after the
+        descriptor.
         """
         try:
             if hasattr(self, "_parameter_constraints"):

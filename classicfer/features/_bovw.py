@@ -69,8 +69,9 @@ def load_vocabulary(name: str):
 
 
 def read_vocabulary(raw: bytes, meta: dict, *, name: str = "vocabulary"):
-    """Words and scale from a ``.npy`` file's bytes and its JSON sidecar; refuses a
-    file whose sha256 differs from the sidecar's and never unpickles.
+    """Words and scale from a ``.npy`` file's bytes and its JSON sidecar.
+
+    Refuses a file whose sha256 differs from the sidecar's, and never unpickles.
     """
     if hashlib.sha256(raw).hexdigest() != meta.get("sha256"):
         raise ModelError(f"{name}: the .npy file does not match the sha256 in its .json "

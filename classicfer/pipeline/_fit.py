@@ -32,8 +32,9 @@ def check_training_labels(y, *, min_per_class: int = 3) -> None:
 
 
 def _calibration_jobs(pipeline, n_jobs) -> None:
-    """Let a calibrated classifier fit its folds in ``n_jobs`` processes (same result,
-    measured 2x faster for linear-svm on FER-2013 with 2 cores).
+    """Let a calibrated classifier fit its folds in ``n_jobs`` processes.
+
+    Same result, measured 2x faster for linear-svm on FER-2013 with 2 cores.
     """
     from sklearn.calibration import CalibratedClassifierCV
 

@@ -64,8 +64,10 @@ def _onnx_svc_type():
 
 
 def _exportable_svm(clf):
-    """A shallow copy of a calibrated ``SVC`` whose SVCs are :func:`_onnx_svc_type` (the
-    fitted arrays are shared, ``clf`` is left as it is); other classifiers unchanged.
+    """A shallow copy of a calibrated ``SVC`` whose SVCs are :func:`_onnx_svc_type`.
+
+    The fitted arrays are shared and ``clf`` is left as it is; other classifiers are
+    returned unchanged.
     """
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC

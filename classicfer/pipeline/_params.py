@@ -125,8 +125,9 @@ def route_params(pipeline, params: dict | None, *, grid: bool = False) -> dict:
 
 
 def unknown_param_error(key, pipeline) -> ConfigError:
-    """The error for a parameter ``key`` that names nothing in ``pipeline`` (lists the
-    classifier's, the pipeline's and the features' parameters).
+    """The error for a parameter ``key`` that names nothing in ``pipeline``.
+
+    It lists the classifier's, the pipeline's and the features' parameters.
     """
     clf = pipeline.named_steps["classifier"]
     prefix = prefix_of(clf)
@@ -168,8 +169,10 @@ def check_param_values(pipeline, routed: dict) -> None:
 
 
 def _validate_estimator(est) -> None:
-    """Check ``est``'s parameters without fitting: a feature step's own check, else
-    scikit-learn's ``_parameter_constraints`` (of a wrapper and of what it wraps).
+    """Check ``est``'s parameters without fitting.
+
+    A feature step's own check, else scikit-learn's ``_parameter_constraints`` (of a
+    wrapper and of what it wraps).
     """
     from sklearn.pipeline import FeatureUnion
 

@@ -105,8 +105,9 @@ def register_classifier(name: str, build: Callable, *, param_prefix: str = "",
 
 
 def check_classifier_name(name: str) -> ClassifierSpec:
-    """The :class:`ClassifierSpec` of ``name``; a :class:`ConfigError` listing the names if
-    it is not registered.
+    """The :class:`ClassifierSpec` of ``name``.
+
+    A :class:`ConfigError` listing the names if it is not registered.
     """
     if name not in CLASSIFIERS:
         raise ConfigError(f"unknown classifier {name!r}; choose from {', '.join(CLASSIFIERS)}")

@@ -30,8 +30,10 @@ def _complete(data: bytes) -> bool:
 
 
 def _read_bytes(source) -> bytes | None:
-    """The encoded bytes of a path or bytes-like ``source`` for the fast path; ``None``
-    (let ``read_image`` handle it) for file objects, non-files, large or unreadable files.
+    """The encoded bytes of a path or bytes-like ``source`` for the fast path.
+
+    ``None`` (let ``read_image`` handle it) for file objects, non-files, large or
+    unreadable files.
     """
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source)
@@ -48,7 +50,8 @@ def _read_bytes(source) -> bytes | None:
 
 
 def _fast_decode(data: bytes, limit: int) -> np.ndarray | None:
-    """OpenCV decode of a complete 8-bit RGB/gray JPEG or PNG within the pixel limit, or
+    """OpenCV decode of a complete 8-bit RGB/gray JPEG or PNG within the pixel limit.
+
     ``None`` when the careful path must decide.
     """
     import warnings

@@ -97,8 +97,10 @@ def check_pinned(digest: str, pinned: str | None, folder) -> None:
 
 
 def check_digests(files: ModelFiles, pinned: str | None = None, root=None) -> str:
-    """Refuse ``files`` unless its digest equals ``pinned`` (when given) and, for a bundled
-    model, the digest recorded in ``DIGESTS.json``. Returns the digest.
+    """Refuse ``files`` unless its digest is the expected one; return the digest.
+
+    Expected: ``pinned`` (when given) and, for a bundled model, the digest recorded in
+    ``DIGESTS.json``.
 
     Raises
     ------

@@ -36,7 +36,7 @@ MODEL_ENV = "CLASSICFER_MODEL"
 #: Environment variable for onnxruntime's intra-op threads (default 1).
 THREADS_ENV = "CLASSICFER_THREADS"
 #: Bundled model folders, in order of preference, under ``classicfer/models/``.
-PREFERRED = ("fer2013-cnn",)
+PREFERRED = ("ferplus-cnn", "fer2013-cnn")
 
 _CACHE: dict = {}
 _LOCK = threading.Lock()
@@ -306,8 +306,10 @@ class DeployedModel:
         return None if n is None else np.zeros((1, n), np.float32)
 
     def _check_graph_fits(self) -> None:
-        """Run the graph once on the input the sidecar describes; refuse a sidecar whose
-        input shape the graph rejects or whose label count differs from its output width.
+        """Run the graph once on the input the sidecar describes.
+
+        Refuse a sidecar whose input shape the graph rejects or whose label count
+        differs from its output width.
         """
         x = self._probe_input()
         if x is None:  # a classical graph of unknown width: its static output shape

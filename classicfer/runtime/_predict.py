@@ -187,8 +187,9 @@ class Predictor:
 
     # ---------------------------------------------------------------- stages
     def find_faces(self, image) -> list:
-        """Faces in ``image`` (uint8 RGB or gray) as ``classicfer.face.Face`` objects
-        with boxes in ``image``'s pixels and landmarks when a landmark model is set.
+        """Faces in ``image`` (uint8 RGB or gray) as ``classicfer.face.Face`` objects.
+
+        Boxes are in ``image``'s pixels; landmarks are set when a landmark model is.
         """
         import cv2
 
@@ -257,9 +258,11 @@ class Predictor:
         return self.predict_timed(image)[0]
 
     def predict_timed(self, image, clock=time.perf_counter) -> tuple[list[FaceResult], dict]:
-        """:meth:`predict` plus the time (ms) of each stage: decode, detect,
-        landmarks (+ crop/align), features (the feature code of a classical model;
-        0 for a CNN, whose normalisation is part of classify), classify.
+        """:meth:`predict` plus the time (ms) of each stage.
+
+        The stages: decode, detect, landmarks (+ crop/align), features (the feature code
+        of a classical model; 0 for a CNN, whose normalisation is part of classify),
+        classify.
 
         ``clock``: ``time.perf_counter`` (wall time) or ``time.thread_time`` (CPU
         time of this thread, robust to other processes competing for the CPU).

@@ -94,8 +94,9 @@ class IoUTracker:
         self._next = 1
 
     def update(self, boxes, probas) -> list[Track]:
-        """Match this frame's boxes (with their raw probabilities or None); return
-        the track of each box, in the order given.
+        """Match this frame's boxes to tracks; return the track of each box, in order.
+
+        ``probas`` holds each box's raw probabilities, or None.
         """
         pairs = sorted(((iou(t.box, b), ti, bi) for ti, t in enumerate(self.tracks)
                         for bi, b in enumerate(boxes)), reverse=True)
@@ -322,8 +323,9 @@ class _WatchOutputs:
             self.window = _try_window(log)
 
     def emit(self, idx, t_video, rgb, faces, tracks, *, labels, blur, notice, fps) -> bool:
-        """Write one frame's rows, video frame and window image; True when the window was
-        closed (Esc or q).
+        """Write one frame's rows, video frame and window image.
+
+        True when the window was closed (Esc or q).
         """
         import cv2
 
@@ -378,8 +380,10 @@ def _try_window(log):
 
 
 def _roi_faces(predictor, tracker, rgb):
-    """Detect only around the live tracks (each box grown by 60 % on every side); None
-    when a track's face is not found there (the caller then scans the whole frame).
+    """Detect only around the live tracks (each box grown by 60 % on every side).
+
+    None when a track's face is not found there (the caller then scans the whole
+    frame).
     """
     import cv2
 

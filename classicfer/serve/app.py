@@ -99,8 +99,9 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
 class _Muted:
-    """Stands in for python-multipart's logger: its warnings quote bytes of the body, and
-    nothing about a request may reach the logs.
+    """Stands in for python-multipart's logger, which quotes bytes of the body.
+
+    Nothing about a request may reach the logs.
     """
 
     def _drop(self, *args, **kwargs):

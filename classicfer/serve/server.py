@@ -78,16 +78,19 @@ class GuardedH11Protocol(H11Protocol):
 
     # -- connection life
     def connection_made(self, transport):
+        """Start the header deadline; past the cap, shed an idle connection or answer busy."""
         super().connection_made(transport)
         if len(self.connections) > self.max_connections and not self._shed_idle():
             self.app = self.busy_app  # every request in the app: this one is told to retry
         self._start("headers")
 
     def connection_lost(self, exc):
+        """Cancel the deadline, then let uvicorn clean up."""
         self._stop()
         super().connection_lost(exc)
 
     def data_received(self, data):
+        """Pass the bytes on; the next request on a kept-alive connection gets a new deadline."""
         if self._phase is None and self.conn.their_state is h11.IDLE:
             self._start("headers")  # first bytes of the next request on a kept-alive connection
         self._got_bytes = True
@@ -95,6 +98,7 @@ class GuardedH11Protocol(H11Protocol):
         self._follow_state()
 
     def on_response_complete(self):
+        """Record when the connection went idle (shedding picks idle ones); re-check deadlines."""
         self._idle_since = self.loop.time()
         super().on_response_complete()
         self._follow_state()
@@ -103,6 +107,7 @@ class GuardedH11Protocol(H11Protocol):
         return False  # no WebSocket endpoint: an Upgrade request is answered as plain HTTP
 
     def send_400_response(self, msg):
+        """Answer a malformed request with a JSON 400 and close the connection."""
         # uvicorn's own is text/plain; ``msg`` is uvicorn's fixed text, never request data.
         self.transport.write(raw_error(400, "bad_request", "invalid HTTP request; send a "
                                        "well-formed HTTP/1.1 request"))
