@@ -42,3 +42,15 @@ def test_unknown_name_is_an_attribute_error():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         classicfer.nope  # noqa: B018
+
+
+def test_shipped_models_label_the_bundled_photo_happy():
+    """Golden labels: the bundled models on the bundled astronaut photo."""
+    from pathlib import Path
+
+    photo = str(Path(classicfer.__file__).parent / "data" / "astronaut.jpg")
+    assert classicfer.load_model().name == "ferplus-cnn"
+    for model in (None, "fer2013-cnn"):
+        faces = classicfer.predict(photo, model=model)
+        assert len(faces) == 1
+        assert faces[0].label == "happy" and faces[0].confidence > 0.8, model
