@@ -411,3 +411,23 @@ def test_face_cropper_sklearn_api():
     with pytest.raises(ValueError):
         FaceCropper(no_face="ignore").fit(None)
     assert len(c.fit(None).get_feature_names_out()) == 64 * 64
+
+
+def test_dlib_cnn_runs_on_a_bounded_image(monkeypatch):
+    """The dlib CNN's pyramid costs ~1 KB a pixel: large photos are shrunk first."""
+    import numpy as np
+
+    from classicfer.face import _detect, _models
+
+    seen = []
+
+    class Spy:
+        def __call__(self, img, upsample):
+            seen.append(img.shape[0] * img.shape[1])
+            return []
+
+    monkeypatch.setattr(_models, "dlib_cnn_detector", lambda: Spy())
+    _detect.detect_faces(np.zeros((3000, 4000, 3), np.uint8), "dlib-cnn")
+    _detect.detect_faces(np.zeros((400, 600, 3), np.uint8), "dlib-cnn")
+    assert seen[0] <= _detect.DLIB_CNN_MAX_PIXELS * 1.01
+    assert seen[1] == 400 * 600  # small images are not shrunk

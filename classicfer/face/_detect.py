@@ -30,6 +30,11 @@ LANDMARK_LAYOUTS = {"mtcnn": "mtcnn5", "blazeface": "blazeface6"}
 #: crashes the process or raises); MTCNN's 12 px P-Net window. BlazeFace: see
 #: :func:`_cannot_hold_a_face`.
 MIN_SIDE = {"haar": 24, "dlib-hog": 40, "dlib-cnn": 40, "mtcnn": 12}
+#: Largest image (pixels, after the min_size/upsample scale) dlib's CNN is run on: its
+#: image pyramid takes about 1 KB of memory per pixel (1.3 GB for a 1280x960 photo, 11.7 GB
+#: for 12 Mpx). Larger images are shrunk to this size first, so the smallest face it finds
+#: grows to ``80 * sqrt(pixels / DLIB_CNN_MAX_PIXELS)`` pixels of the original image.
+DLIB_CNN_MAX_PIXELS = 500_000
 #: BlazeFace's default score threshold (MediaPipe's own default is 0.5); its faces are
 #: then verified by MTCNN's O-Net (``verify=True``): see ``results/face/false_positives.md``
 BLAZEFACE_THRESHOLD = 0.5
@@ -76,7 +81,8 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
     method : {'haar', 'dlib-hog', 'dlib-cnn', 'mtcnn'}
         - ``haar``: OpenCV's frontal-face Viola-Jones cascade (fastest);
         - ``dlib-hog``: dlib's HOG + linear SVM frontal detector;
-        - ``dlib-cnn``: dlib's MMOD CNN (most robust to pose, slowest);
+        - ``dlib-cnn``: dlib's MMOD CNN (most robust to pose, slowest; run on at most
+          :data:`DLIB_CNN_MAX_PIXELS` pixels to bound its memory);
         - ``mtcnn``: the MTCNN cascade (ONNX weights, also returns 5 landmarks);
         - ``blazeface``: MediaPipe's BlazeFace short-range network (ONNX, one
           128x128 pass, about 3 ms; also returns 6 keypoints). One pass finds
@@ -132,6 +138,8 @@ def detect_faces(image, method: str = "haar", *, min_size: float | None = None,
         scale = float(2 ** int(upsample))
     else:
         scale = native / min_size * 2 ** int(upsample)
+    if method == "dlib-cnn":
+        scale = min(scale, (DLIB_CNN_MAX_PIXELS / max(1, img.shape[0] * img.shape[1])) ** 0.5)
     if _cannot_hold_a_face(method, img.shape, min_size, scale):
         return []
     if method == "blazeface":
