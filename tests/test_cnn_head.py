@@ -442,3 +442,17 @@ def test_cnn_classifier_checks_its_parameters_before_training(params, name, monk
     x = np.zeros((4, 16, 16), np.uint8)
     with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of CNNClassifier"):
         estimator.CNNClassifier(**params).fit(x, ["happy", "sad"] * 2)
+
+
+def test_progress_bar_reaches_the_step_count(capsys):
+    """A short epoch's bar shows its finished count (it used to stay at 0/N)."""
+    import numpy as np
+
+    from classicfer.cnn_head.train import fit
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (56, 48, 48), dtype=np.uint8)
+    y = np.arange(56) % 2
+    fit(x, y, classes=["happy", "sad"], epochs=1, batch_size=8, progress=True,
+        log=lambda m: None, threads=1, model_config={"widths": (4, 8)})
+    assert "7/7" in capsys.readouterr().err

@@ -541,9 +541,9 @@ def _train_epoch(run: _Run, epoch: int, aug: dict, progress: bool) -> dict:
         p.requires_grad_(not head_only or name.startswith("head."))
     model.train()
     tot_loss, tot_ok, seen = 0.0, 0, 0
-    bar = tqdm(range(run.steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-               disable=not progress, mininterval=2.0, leave=False)
-    for step in bar:
+    bar = tqdm(total=run.steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}",
+               disable=not progress, mininterval=0.5, leave=False)
+    for step in range(run.steps_per_epoch):
         idx = perm[step * cfg.batch_size:(step + 1) * cfg.batch_size]
         loss, logits = _train_step(run, idx, gen, aug)
         yb = data.y[idx]
@@ -551,7 +551,10 @@ def _train_epoch(run: _Run, epoch: int, aug: dict, progress: bool) -> dict:
         tot_loss += float(loss.detach()) * k
         tot_ok += int((logits.argmax(1) == yb).sum())
         seen += k
-        bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}")
+        bar.set_postfix(loss=f"{tot_loss / seen:.3f}", acc=f"{tot_ok / seen:.3f}",
+                        refresh=False)
+        bar.update(1)
+    bar.refresh()  # the finished count is shown even when the epoch took under mininterval
     bar.close()
     return {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
             "lr": run.opt.param_groups[0]["lr"]}
