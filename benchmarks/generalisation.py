@@ -25,7 +25,7 @@ versions, git commit and seed.
 Example::
 
     python benchmarks/generalisation.py --model fer2013-cnn=fer2013-cnn \
-        --model ferplus-cnn=classicfer/models/ferplus-cnn --robustness --out results/generalisation
+        --model ferplus-cnn=classicfer/bundled_models/ferplus-cnn --robustness --out results/generalisation
 """
 
 from __future__ import annotations

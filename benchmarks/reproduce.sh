@@ -28,7 +28,7 @@ train() {
 }
 
 # ---------------------------------------------------------------------------------------
-# The shipped FER-2013 CNN: classicfer/models/fer2013-cnn/ (1.2 M parameters, flip
+# The shipped FER-2013 CNN: classicfer/bundled_models/fer2013-cnn/ (1.2 M parameters, flip
 # averaging inside the ONNX graph). Ten training runs in seven steps, most started from an
 # earlier one; each fits Training, selects its epoch on PublicTest and reports PrivateTest.
 # Every choice between runs was made on PublicTest (val_acc in summary_run*.json).
@@ -85,7 +85,7 @@ json.dump(runs, open('results/cnn/runs.json', 'w'), indent=2)"
 }
 
 # ---------------------------------------------------------------------------------------
-# The FER+ default model (classicfer/models/ferplus-cnn): the FER-2013 network fine-tuned on
+# The FER+ default model (classicfer/bundled_models/ferplus-cnn): the FER-2013 network fine-tuned on
 # FER+ vote distributions with train-time corruptions (scripts/train_ferplus.py says how),
 # exported with flip averaging, calibrated on half of FER+ val, evaluated, carded.
 # About 0.6 CPU hour on a 2-core box (30 epochs of ~70 s); a stopped run continues with
@@ -95,8 +95,8 @@ ferplus_cnn() {
   $PY scripts/train_ferplus.py --epochs 30 --ckpt checkpoints/ferplus-a --threads 1 \
       --fer-weight 0.3
   $PY scripts/train_ferplus.py --ckpt checkpoints/ferplus-a \
-      --export classicfer/models/ferplus-cnn --name ferplus-cnn
-  classicfer card classicfer/models/ferplus-cnn --calibrate "$DATA/ferplus" --stdout >/dev/null
+      --export classicfer/bundled_models/ferplus-cnn --name ferplus-cnn
+  classicfer card classicfer/bundled_models/ferplus-cnn --calibrate "$DATA/ferplus" --stdout >/dev/null
   classicfer model-digest --record-bundled
   for d in ferplus fer2013; do
     classicfer fit --data "$DATA/$d" --features hog+lbp+landmarks --classifier svm \
@@ -112,7 +112,7 @@ ferplus_cnn() {
       --out results/generalisation
   $PY benchmarks/generalisation.py --model fer2013-cnn=fer2013-cnn \
       --model ferplus-cnn=ferplus-cnn --split val --out results/generalisation/val
-  classicfer card classicfer/models/ferplus-cnn --report results/ferplus/official/ferplus-cnn \
+  classicfer card classicfer/bundled_models/ferplus-cnn --report results/ferplus/official/ferplus-cnn \
       --generalisation results/generalisation
 }
 

@@ -1,4 +1,4 @@
-"""Export a FER-2013 CNN checkpoint to classicfer/models/fer2013-cnn/ and measure it.
+"""Export a FER-2013 CNN checkpoint to classicfer/bundled_models/fer2013-cnn/ and measure it.
 
 Usage (from the project root):
     python scripts/export_cnn.py [--ckpt checkpoints/fer2013-cnn/best.pt]
@@ -26,7 +26,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/fer2013"))
     ap.add_argument("--ckpt", default=str(ROOT / "checkpoints/fer2013-cnn/best.pt"))
-    ap.add_argument("--out", default=str(ROOT / "classicfer/models/fer2013-cnn"))
+    ap.add_argument("--out", default=str(ROOT / "classicfer/bundled_models/fer2013-cnn"))
     ap.add_argument("--results", default=str(ROOT / "results/cnn"))
     ap.add_argument("--train-summary", default=None,
                     help="JSON with the training command/epochs/CPU time to copy into the sidecar")

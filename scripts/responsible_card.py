@@ -2,7 +2,7 @@
 
 Usage (from the project root)::
 
-    python scripts/responsible_card.py [--model classicfer/models/fer2013-cnn]
+    python scripts/responsible_card.py [--model classicfer/bundled_models/fer2013-cnn]
 
 Steps, all recorded in ``results/responsible/<model>/``:
 
@@ -45,7 +45,7 @@ PACKAGES = ("classicfer", "numpy", "scipy", "onnxruntime", "scikit-learn",
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--model", default=str(ROOT / "classicfer/models/fer2013-cnn"))
+    ap.add_argument("--model", default=str(ROOT / "classicfer/bundled_models/fer2013-cnn"))
     ap.add_argument("--fer", default=str(ROOT.parent / "shared/datasets/fer2013"))
     ap.add_argument("--ck", default=str(ROOT.parent / "shared/datasets/ckplus48"))
     ap.add_argument("--results", default=str(ROOT / "results"),

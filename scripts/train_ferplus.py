@@ -19,7 +19,7 @@ Example::
 
     python scripts/train_ferplus.py --epochs 30 --ckpt checkpoints/ferplus-a
     python scripts/train_ferplus.py --ckpt checkpoints/ferplus-a \
-        --export classicfer/models/ferplus-cnn
+        --export classicfer/bundled_models/ferplus-cnn
 """
 
 from __future__ import annotations

@@ -220,7 +220,7 @@ def test_demo_with_the_default_model():
     from classicfer.runtime import list_models
 
     if not list_models():
-        pytest.skip("no model bundled in classicfer/models/ yet")
+        pytest.skip("no model bundled in classicfer/bundled_models/ yet")
     r = CliRunner().invoke(cli, ["predict", "--demo", "--json"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     (face,) = json.loads(r.stdout)[0]["faces"]

@@ -101,7 +101,7 @@ def test_bundled_default_model_opens_no_socket(offline):
     from classicfer.runtime import list_models
 
     if not list_models():
-        pytest.skip("no bundled model in classicfer/models/ yet")
+        pytest.skip("no bundled model in classicfer/bundled_models/ yet")
     r = CliRunner().invoke(cli, ["predict", "--demo", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)[0]["faces"]

@@ -225,7 +225,7 @@ def test_predictor_on_astronaut(linear_model):
 def test_default_model_on_astronaut():
     """The shipped default model: one face, a label from the vocabulary, probs sum to 1."""
     if not list_models():
-        pytest.skip("no model bundled in classicfer/models/ yet")
+        pytest.skip("no model bundled in classicfer/bundled_models/ yet")
     import classicfer
 
     faces = classicfer.predict(str(ASTRONAUT))
@@ -332,7 +332,7 @@ def test_face_result_dict_roundtrip():
 
 
 def test_bundled_models_are_valid():
-    """Every folder shipped in classicfer/models/ passes its checksum and runs."""
+    """Every folder shipped in classicfer/bundled_models/ passes its checksum and runs."""
     for d in list_models():
         meta, _ = read_sidecar(d)
         m = load_model(d, cache=False)

@@ -321,7 +321,7 @@ def test_recorded_bundled_digests_match_the_files():
     """
     computed = bundled_digests()
     if not computed:
-        pytest.skip("no model bundled in classicfer/models/")
+        pytest.skip("no model bundled in classicfer/bundled_models/")
     assert recorded_digests() == computed
 
 
@@ -331,7 +331,7 @@ def bundled_copy(tmp_path, monkeypatch):
     real = _model.bundled_models_dir()
     src = next(iter(_model.list_models()), None)
     if src is None:
-        pytest.skip("no model bundled in classicfer/models/")
+        pytest.skip("no model bundled in classicfer/bundled_models/")
     root = tmp_path / "models"
     root.mkdir()
     for f in ("model.json", "model.onnx"):

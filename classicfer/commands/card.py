@@ -40,7 +40,7 @@ def card(model_dir, out, reports, results_dirs, gen_dir, to_stdout, calibrate_da
 
     \b
     Example:
-      classicfer card classicfer/models/fer2013-cnn
+      classicfer card classicfer/bundled_models/fer2013-cnn
       classicfer card my-model --out docs/my-model-card.md
       classicfer card my-model --report runs/eval/fer2013/official/my-model
       classicfer card my-model --calibrate ../shared/datasets/fer2013

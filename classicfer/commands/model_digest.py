@@ -10,8 +10,8 @@ from ._common import handle_errors
 @click.command("model-digest")
 @click.argument("model", required=False)
 @click.option("--record-bundled", is_flag=True,
-              help="Recompute the digests of the models shipped in classicfer/models/ and "
-                   "write classicfer/models/DIGESTS.json (after replacing one on purpose).")
+              help="Recompute the digests of the models shipped in classicfer/bundled_models/ and "
+                   "write classicfer/bundled_models/DIGESTS.json (after replacing one on purpose).")
 @handle_errors
 def model_digest(model, record_bundled):
     """Print the digest of a model folder, to pin it with --model-digest.

@@ -7,8 +7,8 @@ checksum does not: the labels, their order, the normalisation, the temperature.
 - A kiosk pins its model with ``--model-digest HEX`` (``predict``, ``watch``,
   ``serve``) or ``$CLASSICFER_MODEL_DIGEST``; ``classicfer model-digest MODEL``
   prints the value to pin.
-- Every folder shipped in ``classicfer/models/`` is checked against
-  ``classicfer/models/DIGESTS.json`` whenever it is loaded. After replacing or
+- Every folder shipped in ``classicfer/bundled_models/`` is checked against
+  ``classicfer/bundled_models/DIGESTS.json`` whenever it is loaded. After replacing or
   recalibrating a bundled model on purpose, record its new digest with::
 
       classicfer model-digest --record-bundled
@@ -29,15 +29,15 @@ from ._format import ModelFiles, is_model_dir, normalise_digest, read_model_file
 
 #: Environment variable pinning the model's folder digest.
 DIGEST_ENV = "CLASSICFER_MODEL_DIGEST"
-#: File in ``classicfer/models/`` recording the bundled models' digests.
+#: File in ``classicfer/bundled_models/`` recording the bundled models' digests.
 DIGESTS_FILE = "DIGESTS.json"
 #: The command that regenerates :data:`DIGESTS_FILE`.
 RECORD_COMMAND = "classicfer model-digest --record-bundled"
 
 
 def bundled_models_dir() -> Path:
-    """``classicfer/models/``: the folder of the bundled models and :data:`DIGESTS_FILE`."""
-    return Path(__file__).resolve().parent.parent / "models"
+    """``classicfer/bundled_models/``: the folder of the bundled models and :data:`DIGESTS_FILE`."""
+    return Path(__file__).resolve().parent.parent / "bundled_models"
 
 
 def _bundled_root() -> Path:
@@ -155,7 +155,7 @@ def record_bundled_digests(root=None) -> dict:
     Parameters
     ----------
     root : str or Path, optional
-        Folder of model folders (default: ``classicfer/models/``).
+        Folder of model folders (default: ``classicfer/bundled_models/``).
 
     Returns
     -------

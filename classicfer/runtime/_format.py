@@ -39,7 +39,7 @@ file the loader reads (``model.json`` and the ONNX file): sha256 over, for each
 file in sorted name order, its name (UTF-8), a NUL byte, its length (8 bytes,
 big-endian) and its bytes. ``classicfer model-digest MODEL`` prints it; a kiosk
 pins a model with ``--model-digest HEX`` or ``$CLASSICFER_MODEL_DIGEST``, and the
-bundled models are checked against ``classicfer/models/DIGESTS.json``
+bundled models are checked against ``classicfer/bundled_models/DIGESTS.json``
 (:mod:`classicfer.runtime._digests`).
 """
 

@@ -11,7 +11,7 @@ A :class:`DeployedModel` wraps one ``model.onnx`` + ``model.json`` folder:
 
 Loading reads each file once (``model.json`` validated against its schema, the ONNX
 checksum verified), checks the folder digest (a bundled model against
-``classicfer/models/DIGESTS.json``; any model against ``--model-digest`` /
+``classicfer/bundled_models/DIGESTS.json``; any model against ``--model-digest`` /
 ``$CLASSICFER_MODEL_DIGEST`` when given) and builds the onnxruntime session from
 the very bytes that were checked. A graph that would read external data files is
 refused. The number of labels must equal the graph's output width.
@@ -35,7 +35,7 @@ from ._format import SIDECAR, is_model_dir, normalise_digest, read_model_files
 MODEL_ENV = "CLASSICFER_MODEL"
 #: Environment variable for onnxruntime's intra-op threads (default 1).
 THREADS_ENV = "CLASSICFER_THREADS"
-#: Bundled model folders, in order of preference, under ``classicfer/models/``.
+#: Bundled model folders, in order of preference, under ``classicfer/bundled_models/``.
 PREFERRED = ("ferplus-cnn", "fer2013-cnn")
 
 _CACHE: dict = {}
@@ -43,7 +43,7 @@ _LOCK = threading.Lock()
 
 
 def list_models() -> list[Path]:
-    """Model folders shipped in ``classicfer/models/``, best first.
+    """Model folders shipped in ``classicfer/bundled_models/``, best first.
 
     Preference: the folders in :data:`PREFERRED`, then CNN models, then classical
     models by their recorded accuracy (``metrics["accuracy"]``, older names read too),
@@ -475,7 +475,7 @@ def load_model(path=None, *, threads=None, cache: bool = True, digest=None) -> D
     ----------
     path : str or Path, optional
         A model folder, the name of a bundled model, or ``None`` for the default
-        (``$CLASSICFER_MODEL``, else the best model in ``classicfer/models/``).
+        (``$CLASSICFER_MODEL``, else the best model in ``classicfer/bundled_models/``).
     threads : int, optional
         onnxruntime intra-op threads (default 1).
     cache : bool
