@@ -87,10 +87,15 @@ def test_bootstrap_interval_is_seeded_and_brackets_accuracy():
     lo, hi = bootstrap_accuracy_ci(y, p, seed=3)
     assert (lo, hi) == bootstrap_accuracy_ci(y, p, seed=3)
     assert lo < acc < hi and hi - lo < 0.12
-    # Clustered resampling (few large groups) gives a wider interval than per image.
-    groups = np.repeat(np.arange(8), 50)
-    glo, ghi = bootstrap_accuracy_ci(y, p, groups=groups, seed=3)
-    assert glo <= acc <= ghi
+    # Clustered resampling (few large groups whose accuracies differ) gives a wider
+    # interval than resampling images.
+    groups = np.repeat(np.arange(8), len(y) // 8)
+    pg = np.where(rng.random(400) < np.where(groups < 4, 0.45, 0.95), y, "x")
+    acc_g = np.mean(y == pg)
+    glo, ghi = bootstrap_accuracy_ci(y, pg, groups=groups, seed=3)
+    ilo, ihi = bootstrap_accuracy_ci(y, pg, seed=3)
+    assert glo <= acc_g <= ghi and ilo <= acc_g <= ihi
+    assert ghi - glo > 1.5 * (ihi - ilo)
 
 
 def test_top_confusions_order_and_rates():
