@@ -25,7 +25,7 @@ versions, git commit and seed.
 Example::
 
     python benchmarks/generalisation.py --model fer2013-cnn=fer2013-cnn \
-        --model ferplus-cnn=classicfer/bundled_models/ferplus-cnn --robustness --out results/generalisation
+        --model ferplus-cnn=ferplus-cnn --robustness --out results/generalisation
 """
 
 from __future__ import annotations
@@ -143,12 +143,16 @@ def _pct(x):
     return "" if x is None else f"{100 * x:.1f}"
 
 
+VAL_TITLES = {"fer2013": "FER-2013 PublicTest (FER labels)", "ferplus": "FER+ val (majority)"}
+
+
 def matrix_markdown(mat: dict, split: str) -> str:
+    titles = dict(TITLES, **(VAL_TITLES if split == "val" else {}))
     sets = [s for s in SETS if any(s in v for v in mat.values())]
     lines = [f"# Cross-dataset matrix ({split} splits)", "",
              ("Accuracy in % over every image of the test set; an image of a class the model "
              "cannot output counts as an error (n_unscorable of n)."), "",
-             "| model | " + " | ".join(TITLES[s] for s in sets) + " |",
+             "| model | " + " | ".join(titles[s] for s in sets) + " |",
              "|---|" + "---:|" * len(sets)]
     for name, row in mat.items():
         cells = [f"{_pct(row[s]['accuracy'])} (n={row[s]['n']}, "
@@ -156,7 +160,7 @@ def matrix_markdown(mat: dict, split: str) -> str:
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     for s in sets[1:]:
         classes = sorted({c for row in mat.values() for c in row[s]["recall"]})
-        lines += ["", f"Per-class recall, {TITLES[s]}:", "",
+        lines += ["", f"Per-class recall, {titles[s]}:", "",
                   "| model | " + " | ".join(classes) + " |", "|---|" + "---:|" * len(classes)]
         for name, row in mat.items():
             lines.append(f"| {name} | " + " | ".join(
