@@ -424,3 +424,13 @@ def test_default_detector_is_blazeface(linear_model):
     from classicfer.runtime._predict import DEFAULT_DETECTOR
 
     assert Predictor(str(linear_model)).detector == DEFAULT_DETECTOR == "blazeface"
+
+
+def test_cli_min_face_default_is_the_runtime_default():
+    from click.testing import CliRunner
+
+    from classicfer.cli import cli
+    from classicfer.runtime._predict import MIN_FACE
+
+    r = CliRunner().invoke(cli, ["predict", "--help"])
+    assert f"[default: {MIN_FACE};" in " ".join(r.output.split())

@@ -59,7 +59,7 @@ def predictor_options(func):
         click.option("--min-size", type=float, default=None,
                      help="Smallest face the detector looks for, in pixels (larger is faster; "
                           "default haar 60, dlib 80, mtcnn 40, blazeface 1/8 of the image)."),
-        click.option("--min-face", type=click.IntRange(1), default=40, show_default=True,
+        click.option("--min-face", type=click.IntRange(1), default=24, show_default=True,
                      help="Faces smaller than this (pixels) are reported as 'too small', "
                           "not classified."),
         click.option("--min-confidence", type=click.FloatRange(0, 1), default=0.30,
