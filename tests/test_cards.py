@@ -9,8 +9,6 @@ import pytest
 from click.testing import CliRunner
 
 from classicfer.cli import cli
-from classicfer.evaluation.calibration import calibration_summary
-from classicfer.evaluation.fairness import group_metrics
 from classicfer.export._testing import make_linear_model
 from classicfer.export.cards import CARD_FILE, SECTIONS, find_evaluations, write_model_card
 
@@ -28,40 +26,50 @@ def _model(tmp_path, name="fer-test", **training):
 
 
 def _report(tmp_path, meta, *, dataset="fer2013", protocol="official", groups=True, sha=None):
-    """A harness-style report folder with known figures."""
+    """A report folder written by the harness's own writer from known predictions.
+
+    400 images, the first 60 of them wrong (mostly "x read as sad"): accuracy 85 %.
+    ``run.json`` records ``sha`` (default: the model's own sha256) as the harness does,
+    from the model description of the result. Returns the folder and the written
+    ``metrics.json`` and ``calibration.json``.
+    """
+    from classicfer.datasets._base import Dataset
+    from classicfer.evaluation import (
+        METRICS,
+        EvaluationResult,
+        classification_metrics,
+        write_report,
+    )
+
     rng = np.random.default_rng(0)
     n = 400
     y_true = np.array(LABELS)[rng.integers(0, 7, n)]
     y_pred = y_true.copy()
-    y_pred[:60] = "sad"                               # 60 errors, mostly "x read as sad"
+    y_pred[:60] = "sad"
     y_pred[(y_true == "sad") & (np.arange(n) < 60)] = "neutral"
-    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support
-
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=LABELS, zero_division=0)
-    metrics = {
-        "dataset": dataset, "protocol": protocol, "model": meta["name"], "labels": LABELS,
-        "n_samples": n, "accuracy": float(np.mean(y_true == y_pred)),
-        "balanced_accuracy": 0.8, "macro_f1": float(f1_score(y_true, y_pred, average="macro")),
-        "accuracy_ci95": [0.8, 0.9],
-        "per_class": {c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                          "support": int(s[i])} for i, c in enumerate(LABELS)},
-        "confusion": confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
-    }
-    out = tmp_path / "results" / dataset / protocol / meta["name"]
-    out.mkdir(parents=True)
-    (out / "metrics.json").write_text(json.dumps(metrics))
     proba = np.full((n, 7), 0.05)
-    idx = [LABELS.index(v) for v in y_pred]
-    proba[np.arange(n), idx] = 0.7
-    cal = calibration_summary(np.array([LABELS.index(v) for v in y_true]), proba)
-    (out / "calibration.json").write_text(json.dumps(cal))
-    if groups:
-        g = np.where(np.arange(n) < 200, "site-a", "site-b")
-        gm = group_metrics(y_true, y_pred, {"site": g}, LABELS, n_boot=100)
-        (out / "groups.json").write_text(json.dumps(gm))
-    run = {"model": {"sha256": sha or meta["onnx"]["sha256"]}}
-    (out / "run.json").write_text(json.dumps(run))
-    return out, metrics, cal
+    proba[np.arange(n), [LABELS.index(v) for v in y_pred]] = 0.7
+    fm = classification_metrics(y_true, y_pred, LABELS)
+    train, _, test = dataset.rpartition("-to-")
+    paths = np.array([f"{i}.png" for i in range(n)])
+    ds = Dataset(images=np.zeros((n, 48, 48), np.uint8), labels=y_true, subjects=None,
+                 splits=np.array(["test"] * n), paths=paths, name=test)
+    res = EvaluationResult(
+        dataset=dataset, protocol=protocol, model=meta["name"], model_kind="deployed",
+        labels=list(LABELS), rows=np.arange(n), y_true=y_true, y_pred=y_pred, proba=proba,
+        score_kind="probability", fold=np.zeros(n, int),
+        folds=[{"fold": 0, "n_train": 0, "n_test": n, "fit_time": None, "predict_time": 0.1,
+                **{f"test_{k}": fm[k] for k in METRICS}}],
+        paths=paths, subjects=None,
+        model_description={"name": meta["name"], "sha256": sha or meta["onnx"]["sha256"]},
+        train_dataset=train or None)
+    out = tmp_path / "results" / dataset / protocol / meta["name"]
+    g = {"site": np.where(np.arange(n) < 200, "site-a", "site-b")} if groups else None
+    write_report(res, ds, out, command=["classicfer", "evaluate"], n_boot=200, gallery=0,
+                 groups=g)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_samples"] == n and metrics["accuracy"] == pytest.approx(0.85)
+    return out, metrics, json.loads((out / "calibration.json").read_text())
 
 
 def _sections(text):
@@ -88,9 +96,10 @@ def test_card_reports_harness_figures(tmp_path):
     _out, metrics, cal = _report(tmp_path, meta)
     text = write_model_card(d, results_dirs=[tmp_path / "results"]).read_text()
     # Metrics per dataset, per class, confusions, calibration, groups: all from the files.
-    acc = f"{100 * metrics['accuracy']:.1f} %"
-    assert re.search(rf"\| fer2013 \| official \| 400 \| {re.escape(acc)} \[80.0 %, 90.0 %\]",
-                     text)
+    acc, (lo, hi) = metrics["accuracy"], metrics["accuracy_ci95"]
+    assert lo < acc < hi
+    assert (f"| fer2013 | official | 400 | {100 * acc:.1f} % [{100 * lo:.1f} %, {100 * hi:.1f} %]"
+            in text)
     happy = metrics["per_class"]["happy"]
     assert f"| happy | {100 * happy['precision']:.1f} % | {100 * happy['recall']:.1f} %" in text
     cm = np.array(metrics["confusion"])
