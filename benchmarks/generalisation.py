@@ -62,8 +62,7 @@ def score(model, images, labels) -> dict:
     """Accuracy over every image, per-class recall, n and n_unscorable (no prediction dropped)."""
     from classicfer.evaluation import classification_metrics
 
-    proba = np.concatenate([model.predict_proba(images[i:i + 1024])
-                            for i in range(0, len(images), 1024)])
+    proba = model.predict_proba(images)  # DeployedModel runs the graph in batches itself
     pred = np.asarray(model.labels)[proba.argmax(axis=1)]
     classes = [c for c in model.labels if c in set(labels)] + \
         sorted(set(labels) - set(model.labels))

@@ -42,18 +42,25 @@ def _check_corruption(corruption, model_path):
     return parse_corruption(corruption)
 
 
+def _corrupt_scored(ds, test_ds, corruption, seed):
+    """``(ds, test_ds)`` with the scored one corrupted.
+
+    That is ``test_ds`` when given (a prefit model never sees ``ds`` then; it only names the
+    training set), else ``ds``.
+    """
+    if test_ds is not None:
+        return ds, _corrupted(test_ds, corruption, seed)
+    return _corrupted(ds, corruption, seed), None
+
+
 def _corrupted(ds, corruption, seed):
     """A copy of ``ds`` whose images are corrupted (``(name, severity)``), seeded."""
-    if ds is None:
-        return None
-    import numpy as np
+    from dataclasses import replace
 
     from ..evaluation.corruptions import corrupt
 
-    out = ds.subset(np.arange(len(ds)))
-    out.images = corrupt(out.images, *corruption, seed=seed)
-    out.name = f"{ds.name}@{corruption[0]}-{corruption[1]}"
-    return out
+    return replace(ds, images=corrupt(ds.images, *corruption, seed=seed),
+                   name=f"{ds.name}@{corruption[0]}-{corruption[1]}")
 
 
 def _check_datasets(*pairs) -> None:
@@ -187,7 +194,7 @@ def evaluate(data_path, data_format, protocol, test_path, test_format, model_pat
             warn(f"{d.name}: skipped {len(d.skipped)} files (unreadable or unlabelled; "
                  "'classicfer data inspect' lists them)")
     if corrupt_with:
-        test_ds, ds = _corrupted(test_ds, corrupt_with, seed), _corrupted(ds, corrupt_with, seed)
+        ds, test_ds = _corrupt_scored(ds, test_ds, corrupt_with, seed)
         spec.name = f"{spec.name}@{corrupt_with[0]}-{corrupt_with[1]}"
 
     from .grid import param_errors
