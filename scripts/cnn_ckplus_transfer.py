@@ -29,6 +29,15 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _pooled(y, pred, classes) -> dict:
+    """The pooled figures of all folds, under this script's key names."""
+    from _metrics import f1_record
+
+    rec = f1_record(y, pred, classes)
+    return {"pooled_accuracy": rec["accuracy"], "pooled_macro_f1": rec["macro_f1"],
+            "per_class_f1": rec["per_class_f1"]}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/ckplus48"))
@@ -141,7 +150,7 @@ def render(res_dir, classes, n_subjects, n_images):
 
 def run(args, cmd, x, y, groups, classes, res_dir):
     import torch
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score
     from sklearn.model_selection import StratifiedGroupKFold
 
     from classicfer.cnn_head.train import default_lr, fit, predict_logits
@@ -178,12 +187,7 @@ def run(args, cmd, x, y, groups, classes, res_dir):
            "classes": classes, "fold_accuracy": fold_acc,
            "mean_fold_accuracy": float(np.mean(fold_acc)),
            "std_fold_accuracy": float(np.std(fold_acc)),
-           "pooled_accuracy": float(accuracy_score(y, pred)),
-           "pooled_macro_f1": float(f1_score(y, pred, average="macro")),
-           "per_class_f1": dict(zip(classes,
-                                    map(float, f1_score(y, pred, labels=range(len(classes)),
-                                                        average=None)),
-                                    strict=True)),
+           **_pooled(y, pred, classes),
            "cpu_s": time.process_time() - t_cpu, "wall_s": time.time() - t0,
            "torch": torch.__version__}
     arms_dir = Path(args.results) / "arms"

@@ -38,7 +38,8 @@ def main(argv=None):
 
     import onnxruntime
     import torch
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+    from _metrics import f1_record
+    from sklearn.metrics import confusion_matrix
 
     from classicfer.cnn_head.model import count_flops, count_params
     from classicfer.cnn_head.train import load_checkpoint, predict_logits, set_threads, to_tensor
@@ -60,14 +61,7 @@ def main(argv=None):
         for flip in (False, True):
             p = predict_logits(model, x, ck["mean"], ck["std"], flip=flip).argmax(1).numpy()
             key = name + ("_flip" if flip else "")
-            metrics[key] = {
-                "accuracy": float(accuracy_score(y[idx], p)),
-                "macro_f1": float(f1_score(y[idx], p, average="macro")),
-                "per_class_f1": dict(zip(
-                    classes,
-                    map(float, f1_score(y[idx], p, labels=range(len(classes)), average=None)),
-                    strict=True)),
-            }
+            metrics[key] = f1_record(y[idx], p, classes)
             if name == "privatetest" and not flip:
                 metrics[key]["confusion"] = confusion_matrix(y[idx], p).tolist()
     history = ck.get("history", [])

@@ -133,7 +133,7 @@ def main(argv=None):
                   model_config=model_config, init_state=init_state, norm=norm,
                   warmup=args.warmup, grow=args.grow, swa=args.swa, **teacher)
     model = out["model"]
-    from sklearn.metrics import accuracy_score, f1_score
+    from _metrics import f1_record
 
     xt = to_tensor(ds.images[te])
     summary = {"command": cmd, **extra,
@@ -148,13 +148,7 @@ def main(argv=None):
     for flip in (False, True):
         pred = predict_logits(model, xt, out["mean"], out["std"], flip=flip).argmax(1).numpy()
         key = "test_flip" if flip else "test"
-        summary[key] = {
-            "accuracy": float(accuracy_score(y[te], pred)),
-            "macro_f1": float(f1_score(y[te], pred, average="macro")),
-            "per_class_f1": dict(zip(
-                classes,
-                map(float, f1_score(y[te], pred, labels=range(len(classes)), average=None)),
-                strict=True))}
+        summary[key] = f1_record(y[te], pred, classes)
         log(f"PrivateTest{' (flip TTA)' if flip else ''}: acc {summary[key]['accuracy']:.4f} "
             f"macro-F1 {summary[key]['macro_f1']:.4f}")
     with open(res / "commands.txt", "a") as f:
