@@ -177,6 +177,31 @@ def _generalisation(results: Path) -> list[str]:
     return lines
 
 
+def _architectures(results: Path) -> list[str]:
+    """The architecture comparison of ``results/architectures`` (same recipe per row)."""
+    folder = results / "architectures"
+    if not (folder / "models.json").is_file():
+        return []
+    facts = json.loads((folder / "models.json").read_text())["models"]
+    mat = json.loads((folder / "matrix.json").read_text())["matrix"]
+    rob_file = folder / "robustness.json"
+    rob = json.loads(rob_file.read_text())["robustness"] if rob_file.is_file() else {}
+    lines = ["", ("Architectures (`results/architectures/`, each trained from scratch by the same "
+             "recipe: FER+ vote distributions, 48x48, seed 0, one thread; latency: one face, one "
+             "onnxruntime thread):"), "",
+             ("| model | parameters | ONNX MB | ms/face | FER+ test | CK+48 six classes "
+             "| robustness, FER+ sev. 3 | epochs | training CPU s |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, f in facts.items():
+        r = rob.get(name, {}).get("ferplus")
+        lines.append(f"| {name} | {f['parameters']:,} | {f['onnx_mb']:.2f} | "
+                     f"{f['latency_ms_p50']:.2f} | {_pct(mat[name]['ferplus']['accuracy'])} | "
+                     f"{_pct(mat[name]['ckplus48-6']['accuracy'])} | "
+                     + (f"{_pct(r['mean_s3'])}" if r else "") + f" | {f['epochs']} | "
+                     f"{f['train_cpu_s']:.0f} |")
+    return lines
+
+
 def render(results: Path) -> str:
     """The Markdown of the results block.
 
@@ -193,7 +218,7 @@ def render(results: Path) -> str:
     groups = group_runs(results)
     lines = HEADER + [row(g, results) for g in groups]
     return "\n".join(lines + _per_seed(groups) + _generalisation(results)
-                     + _latency(results)) + "\n"
+                     + _architectures(results) + _latency(results)) + "\n"
 
 
 def main(argv=None):
