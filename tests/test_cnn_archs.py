@@ -78,6 +78,21 @@ def test_architectures_and_configurations():
         build_model({"arch": "resnet", "widths": (4, 8), "expansion": 4})
 
 
+def test_mobilenet_stem_does_the_first_halving():
+    """MobileNetV2's layout: a stride-2 stem, a first stage at the stem's resolution; the
+    same parameters and output resolution as a stride-1 stem whose first stage halves."""
+    s2 = build_model(dict(arch_config("mobilenet"), n_classes=3))
+    s1 = build_model(dict(arch_config("mobilenet", stem_stride=1), n_classes=3))
+    assert s2.config["stem_stride"] == 2 and s1.config["stem_stride"] == 1
+    assert count_params(s1) == count_params(s2)
+    x = torch.zeros(1, 1, 48, 48)
+    assert s1.features(x).shape == s2.features(x).shape == (1, 384, 3, 3)
+    assert s2.features[0](x).shape[-1] == 24 and s1.features[0](x).shape[-1] == 48
+    assert type(build_model(dict(s2.config))) is MobileFerNet  # the config rebuilds it
+    with pytest.raises(ValueError, match="stem_stride"):
+        MobileFerNet(n_classes=3, stem_stride=3)
+
+
 @pytest.mark.parametrize("side", [48, 64])
 @pytest.mark.parametrize("arch", ["vgg", "resnet", "mobilenet"])
 def test_each_family_trains_exports_and_fits_the_kiosk_budget(arch, side, tmp_path):
