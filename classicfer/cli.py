@@ -22,6 +22,7 @@ COMMANDS = {
     "compare": "compare:compare",
     "train-cnn": "train_cnn:train_cnn",
     "export": "export:export",
+    "quantize": "quantize:quantize",
     "predict": "predict:predict",
     "watch": "watch:watch",
     "card": "card:card",

@@ -12,6 +12,9 @@ Everything that writes one lives here:
   a folder, checked through the runtime;
 - :func:`parity`: the one parity check used by all three (original vs export on
   the same inputs);
+- :func:`quantize_model` (``classicfer quantize``): a CNN folder -> an int8 folder,
+  kept only if its accuracy on a validation split holds (needs onnxruntime's
+  quantisation tools, loaded on first use);
 - :mod:`classicfer.export.cards`: ``model_card.md`` from the sidecar and the
   evaluation reports the caller names (:func:`write_model_card`).
 
@@ -25,6 +28,7 @@ import types as _types
 from ._export import check_crops, check_inputs, export, find_source
 from ._folder import sidecar_text, write_model_dir
 from ._parity import parity
+from ._quantize import quantization_splits, quantize_model
 from .cards import CARD_FILE, find_evaluations, model_card, read_evaluation, write_model_card
 
 #: Names loaded on first use: their modules import scikit-learn (classical) or torch (CNN).
@@ -46,6 +50,8 @@ __all__ = [
     "model_card",
     "onnx_session",
     "parity",
+    "quantization_splits",
+    "quantize_model",
     "read_evaluation",
     "save_model",
     "sidecar_text",

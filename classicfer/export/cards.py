@@ -347,6 +347,8 @@ def _model_details(meta, model_dir) -> list[str]:
                            if float(meta.get("temperature", 1.0) or 1.0) == 1.0 else "")),
         ("Card written by", f"classicfer {__version__}"),
     ]
+    if meta.get("quantization"):
+        rows.insert(-1, ("Weights", _quantization_text(meta["quantization"])))
     lines = ["| | |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     training = meta.get("training") or {}
@@ -354,6 +356,18 @@ def _model_details(meta, model_dir) -> list[str]:
         lines += ["", "Training record (from `model.json`):", ""]
         lines += [f"- {k}: {_short(v)}" for k, v in sorted(training.items())]
     return lines
+
+
+def _quantization_text(rec) -> str:
+    """What the sidecar's ``quantization`` record says, in one table cell."""
+    source = (rec.get("source") or {}).get("name", "the float32 model")
+    check = rec.get("check") or {}
+    text = f"int8, quantised from `{source}` ({rec.get('method', '')})"
+    if isinstance(rec.get("accuracy_int8"), (int, float)):
+        text += (f"; accuracy on {check.get('split', '-')} ({check.get('n', '-')} images) "
+                 f"{_pct(rec.get('accuracy_fp32'), 2)} in float32, "
+                 f"{_pct(rec['accuracy_int8'], 2)} in int8")
+    return text
 
 
 def _short(v, n=200):

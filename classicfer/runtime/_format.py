@@ -31,6 +31,10 @@ onnx : {"file": "model.onnx", "sha256": str, "input": str, "output": str,
 temperature : float > 0, finite      (probabilities = softmax(logits / T), or for a
                                       probabilities output softmax(log(p) / T); 1.0 = none)
 training : dict                      metrics : dict
+quantization : {"method": str, "calibration": {"split", "n", "seed"}, "check": {"split", "n"},
+                "accuracy_fp32", "accuracy_int8", "drop", "max_drop": numbers, ...}
+         (an int8 model written by ``classicfer quantize``: how it was made and what it
+          scored against its float32 source on the check split)
 
 Folder digest
 -------------

@@ -415,11 +415,33 @@ class DeployedModel:
 
     def _proba_batch(self, crops: np.ndarray) -> np.ndarray:
         if self.kind == "cnn":
-            x = crops.astype(np.float32) * np.float32(self.scale)
-            x = (x - self.mean) / self.std
-            x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
-            return self._finish(self._run(np.ascontiguousarray(x, dtype=np.float32)))
+            return self._finish(self._run(self._normalise(crops)))
         return self.classify_features(self.features(crops))
+
+    def _normalise(self, crops: np.ndarray) -> np.ndarray:
+        """Prepared uint8 crops -> ``(pixels * scale - mean) / std``, NCHW float32."""
+        x = crops.astype(np.float32) * np.float32(self.scale)
+        x = (x - self.mean) / self.std
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+    def cnn_input(self, crops) -> np.ndarray:
+        """CNN models: the graph input for ``crops``, exactly as :meth:`predict_proba` feeds it.
+
+        Parameters
+        ----------
+        crops : array or sequence of arrays
+            As for :meth:`predict_proba` (resized with :meth:`prepare`).
+
+        Returns
+        -------
+        numpy.ndarray
+            ``(N, C, H, W)`` float32, normalised as the sidecar's ``input`` block says.
+        """
+        if self.kind != "cnn":
+            raise ModelError(f"{self.path}: a {self.kind} model takes feature vectors, "
+                             f"not an image tensor")
+        return self._normalise(self.prepare(crops))
 
     def features(self, crops) -> np.ndarray:
         """Classical models: the feature vectors of ``crops`` (computed in Python)."""

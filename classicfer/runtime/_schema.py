@@ -203,6 +203,20 @@ CHANNEL_VALUES = AnyOf(Num(), Arr(Num(), 1, 3), expected="a finite number or an 
 CHANNEL_SCALES = AnyOf(POSITIVE, Arr(POSITIVE, 1, 3), expected="a finite number > 0 or an "
                        "array of finite numbers > 0 (one per channel; between 1e-06 and 1e+06)")
 
+FRACTION = Num(lo=0, hi=1, expected="a number between 0 and 1")
+#: The record of an int8 model made by :func:`classicfer.export.quantize_model`.
+QUANTIZATION = Obj({
+    "method": (Str(), True),
+    "calibration": (Obj({"split": (Str(), False), "n": (Int(ge=1), True),
+                         "seed": (Int(), False)}), False),
+    "check": (Obj({"split": (Str(), False), "n": (Int(ge=1), True)}), False),
+    "accuracy_fp32": (FRACTION, False),
+    "accuracy_int8": (FRACTION, False),
+    "drop": (Num(lo=-1, hi=1, expected="a number between -1 and 1"), False),
+    "max_drop": (FRACTION, False),
+    "onnxruntime": (Str(), False),
+})
+
 SIDECAR_SCHEMA = Obj({
     "format": (Str(), True),
     "format_version": (Int(ge=1), True),
@@ -234,6 +248,7 @@ SIDECAR_SCHEMA = Obj({
     "training": (Dict(), False),
     "metrics": (Dict(), False),
     "calibration": (Dict(), False),
+    "quantization": (QUANTIZATION, False),
 }, expected="a JSON object")
 
 
