@@ -14,6 +14,10 @@ With --harness the arm runs through the shared evaluation harness instead
 (classicfer.cnn_head.estimator.CNNClassifier in classicfer.evaluation.evaluate, protocol
 subject-kfold: the folds of the classical CK+48 rows) and writes its report folder to
 results/ckplus48/subject-kfold/cnn-<arm><tag>/ (metrics, confusion matrix, mistakes).
+
+The checkpoint may be of any network family (vgg, resnet, mobilenet) and input size: the
+48x48 crops are resized to the size it was trained at (``classicfer train-cnn --size 64``
+gives 64x64), as its own training crops were.
 """
 
 from __future__ import annotations
@@ -43,7 +47,8 @@ def main(argv=None):
     ap.add_argument("--data", default=str(ROOT.parent / "shared/datasets/ckplus48"))
     ap.add_argument("--arm", choices=["scratch", "transfer"], required=True)
     ap.add_argument("--init", action="append", default=None,
-                    help="FER-2013 checkpoint to start from (default checkpoints/"
+                    help="FER-2013 or FER+ checkpoint to start from, of any network family "
+                         "and input size (default checkpoints/"
                          "fer2013-cnn-grow/best.pt, the grown network of "
                          "benchmarks/reproduce.sh); repeat it to give the members of "
                          "--members different starting points (member m uses init m mod n)")
@@ -72,6 +77,10 @@ def main(argv=None):
                          "evaluation.evaluate with the CNN as a scikit-learn classifier, "
                          "protocol subject-kfold: the folds of the classical rows) and write "
                          "its report folder under results/ckplus48/subject-kfold/")
+    ap.add_argument("--size", type=int, default=None,
+                    help="with --harness, the side the crops are resized to (default: the "
+                         "checkpoint's input size with --arm transfer, the crops' own "
+                         "for --arm scratch)")
     ap.add_argument("--fold-seed", type=int, default=0,
                     help="with --harness, the seed of the harness's fold splitter (and "
                          "bootstrap); 0 is the partition of the classical rows, other seeds "
@@ -83,10 +92,12 @@ def main(argv=None):
     args.init = args.init or [str(ROOT / "checkpoints/fer2013-cnn-grow/best.pt")]
     if args.fold_seed and not args.harness:
         ap.error("--fold-seed goes with --harness (the benchmark's own folds use seed 0)")
+    if args.size is not None and (not args.harness or args.size < 1):
+        ap.error("--size goes with --harness and takes a positive side, e.g. 64")
     if any("=" not in a for a in args.head_alias):
         ap.error("--head-alias takes CK=FER, e.g. contempt=neutral")
 
-    from classicfer.cnn_head.train import to_tensor
+    from classicfer.cnn_head.train import resize_crops, to_tensor
     from classicfer.datasets import load_dataset
 
     cmd_args = ["python", "scripts/cnn_ckplus_transfer.py",
@@ -103,10 +114,11 @@ def main(argv=None):
         from classicfer.features import align_crops
 
         images = align_crops(images, margin=args.align_margin)
-    x = to_tensor(images)
     res_dir = Path(args.results)
     if not args.render_only:
-        run(args, cmd, x, y, groups, classes, res_dir)
+        if args.arm == "transfer":
+            images = resize_crops(images, _init_size(args.init))
+        run(args, cmd, to_tensor(images), y, groups, classes, res_dir)
     render(res_dir, classes, len(set(groups)), len(y))
 
 
@@ -211,12 +223,13 @@ def run_harness(args, cmd_args, ds):
     transfer = args.arm == "transfer"
     est = CNNClassifier(init=args.init[0] if transfer else None, epochs=args.epochs, lr=args.lr,
                         members=args.members, tta_flip=args.tta_flip, seed=args.seed,
-                        threads=args.threads)
+                        threads=args.threads, size=args.size)
+    how = _harness_how(args, ds) if transfer else "trained from scratch"
+    if not transfer and args.size is not None:
+        how += f" on crops resized to {args.size}x{args.size}"
     name = f"cnn-{args.arm}{args.tag}"
     res = evaluate(est, ds, "subject-kfold", name=name, seed=args.fold_seed,
                    progress=lambda it: tqdm(it, desc="folds", unit="fold"))
-    how = (f"fine-tuned from the FER-2013 checkpoint {args.init[0]} (new head, one head-only "
-           "epoch, then all layers)" if transfer else "trained from scratch")
     res.notes.append(f"{how}; {args.epochs} epochs per fold, {args.members} network(s) per fold"
                      + (", flip-averaged at test time" if args.tta_flip else "")
                      + (f"; fold seed {args.fold_seed}" if args.fold_seed else ""))
@@ -224,6 +237,43 @@ def run_harness(args, cmd_args, ds):
     m = write_report(res, ds, out, command=cmd_args)
     print(f"{name}: accuracy {m['accuracy']:.4f} {m['accuracy_ci95']}, macro-F1 "
           f"{m['macro_f1']:.4f}; report: {out}")
+
+
+def _harness_how(args, ds) -> str:
+    """How the harness arm starts: the checkpoint's network family and input size."""
+    from classicfer.cnn_head.train import checkpoint_size
+
+    ck = _checkpoint(args.init[0])
+    arch = ck["config"].get("arch", "vgg")
+    h, w = checkpoint_size(ck)
+    side = (args.size, args.size) if args.size is not None else (h, w)
+    crops = tuple(np.asarray(ds.images).shape[1:])
+    run_at = (f"run at {side[0]}x{side[1]}" if crops == side else
+              f"the {crops[0]}x{crops[1]} crops resized to {side[0]}x{side[1]}")
+    return (f"fine-tuned from the {arch} checkpoint {args.init[0]}, trained on {h}x{w} "
+            f"crops ({run_at}; new head, one head-only epoch, then all layers)")
+
+
+def _checkpoint(path) -> dict:
+    """The checkpoint dict at ``path``; a one-line exit when it is missing or unreadable."""
+    from classicfer.cnn_head.train import load_checkpoint
+    from classicfer.exceptions import ClassicferError
+
+    try:
+        return load_checkpoint(path)[1]
+    except ClassicferError as e:
+        sys.exit(f"Error: {e}")
+
+
+def _init_size(paths) -> tuple:
+    """The input size all the ``--init`` checkpoints were trained at (one for all members)."""
+    from classicfer.cnn_head.train import checkpoint_size
+
+    sizes = {checkpoint_size(_checkpoint(p)) for p in paths}
+    if len(sizes) > 1:
+        sys.exit(f"the --init checkpoints were trained at different sizes ({sorted(sizes)}); "
+                 "give checkpoints of one input size")
+    return sizes.pop()
 
 
 def member_start(path, classes, args):

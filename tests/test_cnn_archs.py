@@ -80,7 +80,8 @@ def test_architectures_and_configurations():
 
 def test_mobilenet_stem_does_the_first_halving():
     """MobileNetV2's layout: a stride-2 stem, a first stage at the stem's resolution; the
-    same parameters and output resolution as a stride-1 stem whose first stage halves."""
+    same parameters and output resolution as a stride-1 stem whose first stage halves.
+    """
     s2 = build_model(dict(arch_config("mobilenet"), n_classes=3))
     s1 = build_model(dict(arch_config("mobilenet", stem_stride=1), n_classes=3))
     assert s2.config["stem_stride"] == 2 and s1.config["stem_stride"] == 1
@@ -232,3 +233,146 @@ def test_cli_size_64_resizes_records_and_exports_at_64(tiny_fer_folder, tmp_path
                                  *common])
     assert r.exit_code == 0, r.output
     assert torch.load(out / "checkpoints" / "last.pt", weights_only=False)["epoch"] == 1
+
+
+# ------------------------------------------------------------ fine-tuning through CNNClassifier
+
+#: tiny networks of each family, for checkpoints that train in well under a second
+_TINY_ARCH = {"vgg": {"widths": (4, 8)}, "resnet": {"widths": (4, 4, 8)},
+              "mobilenet": {"widths": (4, 8, 8), "head_width": 16}}
+
+
+def _checkpoint(tmp_path, arch: str, side: int, record_size: bool = True):
+    """A one-epoch ``best.pt`` of a tiny ``arch`` network trained on ``side`` x ``side`` crops
+    of two classes (not the classes it is fine-tuned on: the head is replaced).
+    """
+    x = np.random.default_rng(1).integers(0, 256, (8, side, side), dtype=np.uint8)
+    out = tmp_path / f"{arch}{side}"
+    fit(x, np.arange(8) % 2, classes=["x", "y"], epochs=1, batch_size=8, out_dir=out,
+        model_config=arch_config(arch, **_TINY_ARCH[arch]), **QUIET)
+    path = out / "best.pt"
+    if not record_size:  # a checkpoint that does not record its input size
+        ck = torch.load(path, weights_only=True)
+        del ck["size"]
+        torch.save(ck, path)
+    return path
+
+
+def _crops48(n: int = 12):
+    x = np.random.default_rng(2).integers(0, 256, (n, 48, 48), dtype=np.uint8)
+    return x, np.array(["angry", "happy", "sad"])[np.arange(n) % 3]
+
+
+def _spy_on_training(monkeypatch):
+    """Record, per fit, the training crops' shape, and per epoch the parameters it trains."""
+    seen = {"x": [], "trained": []}
+    real_fit, real_epoch = train_mod.fit, train_mod._train_epoch
+
+    def fit_spy(x, *args, **kwargs):
+        seen["x"].append(tuple(x.shape))
+        return real_fit(x, *args, **kwargs)
+
+    def epoch_spy(run, *args, **kwargs):
+        before = {k: v.detach().clone() for k, v in run.model.named_parameters()}
+        rec = real_epoch(run, *args, **kwargs)
+        seen["trained"].append(sorted(k for k, v in run.model.named_parameters()
+                                      if not torch.equal(v, before[k])))
+        return rec
+
+    monkeypatch.setattr(train_mod, "fit", fit_spy)
+    monkeypatch.setattr(train_mod, "_train_epoch", epoch_spy)
+    return seen
+
+
+def _inputs_seen(net, x, est):
+    """The (H, W) of every batch ``net`` receives while ``est`` predicts ``x``."""
+    sides = []
+    hook = net.register_forward_pre_hook(lambda m, inp: sides.append(tuple(inp[0].shape[-2:])))
+    try:
+        proba = est.predict_proba(x)
+    finally:
+        hook.remove()
+    return proba, set(sides)
+
+
+@pytest.mark.parametrize("arch, side", [("resnet", 48), ("mobilenet", 64), ("vgg", 64)])
+def test_cnn_classifier_fine_tunes_each_family_at_its_checkpoint_size(arch, side, tmp_path,
+                                                                      monkeypatch):
+    from classicfer.cnn_head.estimator import CNNClassifier
+
+    path = _checkpoint(tmp_path, arch, side)
+    seen = _spy_on_training(monkeypatch)
+    x, y = _crops48()
+    est = CNNClassifier(init=str(path), epochs=2, batch_size=8, tta_flip=False).fit(x, y)
+    net = est.models_[0][0]
+    assert type(net) is ARCHS[arch] and net.config["n_classes"] == 3  # a new 3-way head
+    assert net.config["widths"] == _TINY_ARCH[arch]["widths"]
+    assert seen["x"] == [(12, 1, side, side)] and est.input_size_ == (side, side)
+    # the first epoch trains the head alone, the second every layer
+    head_only, everything = seen["trained"]
+    assert head_only == ["head.bias", "head.weight"]
+    assert {k.split(".")[0] for k in everything} == {"features", "head"}
+    proba, sides = _inputs_seen(net, x, est)  # 48x48 crops, predicted at the training size
+    assert sides == {(side, side)} and proba.shape == (12, 3)
+    np.testing.assert_allclose(proba.sum(1), 1, atol=1e-5)
+
+
+def test_cnn_classifier_size_overrides_the_checkpoint_and_resizes_from_scratch(tmp_path,
+                                                                               monkeypatch):
+    from classicfer.cnn_head.estimator import CNNClassifier
+
+    path = _checkpoint(tmp_path, "resnet", 64)
+    seen = _spy_on_training(monkeypatch)
+    x, y = _crops48()
+    est = CNNClassifier(init=str(path), epochs=1, batch_size=8, size=48).fit(x, y)
+    assert seen["x"][-1] == (12, 1, 48, 48) and est.input_size_ == (48, 48)
+    est = CNNClassifier(epochs=1, batch_size=8, widths=(4, 8), size=32).fit(x, y)
+    assert seen["x"][-1] == (12, 1, 32, 32) and est.input_size_ == (32, 32)
+    proba, sides = _inputs_seen(est.models_[0][0], x, est)
+    assert sides == {(32, 32)} and proba.shape == (12, 3)
+    # without size or init the crops are used as given, and predicted at that size
+    est = CNNClassifier(epochs=1, batch_size=8, widths=(4, 8)).fit(x[:, :40, :40], y)
+    assert seen["x"][-1] == (12, 1, 40, 40) and est.input_size_ == (40, 40)
+    assert _inputs_seen(est.models_[0][0], x, est)[1] == {(40, 40)}
+    # a checkpoint that does not record its size was trained on 48x48 crops
+    bare = _checkpoint(tmp_path / "bare", "vgg", 48, record_size=False)
+    est = CNNClassifier(init=str(bare), epochs=1, batch_size=8).fit(x[:, :40, :40], y)
+    assert seen["x"][-1] == (12, 1, 48, 48) and est.input_size_ == (48, 48)
+
+
+def test_resize_crops_keeps_the_type_and_interpolates_as_training_does():
+    import cv2
+
+    from classicfer.cnn_head.train import resize_crops
+
+    x = np.random.default_rng(3).integers(0, 256, (2, 48, 48), dtype=np.uint8)
+    up = resize_crops(x, 64)
+    assert up.shape == (2, 64, 64) and up.dtype == np.uint8
+    np.testing.assert_array_equal(up[1], cv2.resize(x[1], (64, 64),
+                                                    interpolation=cv2.INTER_LINEAR))
+    down = resize_crops(x, (24, 32))
+    assert down.shape == (2, 24, 32)
+    np.testing.assert_array_equal(down[0], cv2.resize(x[0], (32, 24),
+                                                      interpolation=cv2.INTER_AREA))
+    assert resize_crops(x, 48) is x
+    assert resize_crops(x.astype(np.float64), 64).dtype == np.float32
+
+
+def test_ckplus_script_names_the_checkpoint_family_and_size(tmp_path):
+    import importlib.util
+    from argparse import Namespace
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "cnn_ckplus_transfer.py"
+    spec = importlib.util.spec_from_file_location("cnn_ckplus_transfer", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    ds = _random_dataset(48)
+    path = str(_checkpoint(tmp_path, "mobilenet", 64))
+    how = mod._harness_how(Namespace(init=[path], size=None), ds)
+    assert f"mobilenet checkpoint {path}, trained on 64x64 crops" in how
+    assert "48x48 crops resized to 64x64" in how
+    how = mod._harness_how(Namespace(init=[path], size=48), ds)
+    assert "trained on 64x64 crops (run at 48x48" in how
+    with pytest.raises(SystemExit, match="Error: .*no such checkpoint"):
+        mod._harness_how(Namespace(init=[str(tmp_path / "none.pt")], size=None), ds)

@@ -51,6 +51,26 @@ def to_tensor(images) -> torch.Tensor:
     return torch.from_numpy(arr.astype(np.float32) / 255.0).unsqueeze(1)
 
 
+def resize_crops(images, size) -> np.ndarray:
+    """(N, H, W) crops resized to ``size`` (a side, or (height, width)).
+
+    Area interpolation when shrinking, bilinear otherwise (``cv2.resize``); uint8 crops stay
+    uint8, others become float32. Crops of that size already are returned as they are.
+    """
+    import cv2
+
+    h, w = (size, size) if isinstance(size, int | np.integer) else map(int, size)
+    arr = np.asarray(images)
+    if arr.ndim != 3 or arr.shape[1:] == (h, w):
+        return arr  # to_tensor explains what is not (N, H, W)
+    interp = cv2.INTER_AREA if h < arr.shape[1] and w < arr.shape[2] else cv2.INTER_LINEAR
+    dtype = np.uint8 if arr.dtype == np.uint8 else np.float32
+    out = np.empty((len(arr), h, w), dtype=dtype)
+    for i, im in enumerate(arr):
+        out[i] = cv2.resize(np.ascontiguousarray(im, dtype=dtype), (w, h), interpolation=interp)
+    return out
+
+
 def augment_batch(x: torch.Tensor, gen: torch.Generator, aug: dict) -> torch.Tensor:
     """Random affine (rotation, zoom, shift, flip) + random erasing, on a whole batch."""
     n = x.shape[0]
@@ -692,6 +712,14 @@ def load_checkpoint(path):
     model.load_state_dict(state)
     model.eval()
     return model, ck
+
+
+def checkpoint_size(ck) -> tuple[int, int]:
+    """The (height, width) of the crops checkpoint ``ck`` was trained on.
+
+    Read from its ``size``; a checkpoint that records none was trained on 48x48 crops.
+    """
+    return tuple(int(v) for v in ck.get("size", (48, 48)))
 
 
 def default_lr(transfer: bool) -> float:

@@ -198,19 +198,16 @@ def _resized(ds, side: int):
     """``ds`` with its (N, H, W) crops resized to ``side`` x ``side`` (unchanged if they are)."""
     import dataclasses
 
-    import cv2
     import numpy as np
+
+    from ..cnn_head.train import resize_crops
 
     images = ds.images
     if not isinstance(images, np.ndarray) or images.ndim != 3 \
             or images.shape[1:] == (side, side):
         return ds  # the trainer rejects crops that are not (N, H, W)
-    interp = cv2.INTER_AREA if side < min(images.shape[1:]) else cv2.INTER_LINEAR
-    out = np.empty((len(images), side, side), dtype=np.uint8)
-    for i, im in enumerate(images):
-        out[i] = cv2.resize(np.ascontiguousarray(im, dtype=np.uint8), (side, side),
-                            interpolation=interp)
-    return dataclasses.replace(ds, images=out)
+    return dataclasses.replace(ds, images=resize_crops(images.astype(np.uint8, copy=False),
+                                                       side))
 
 
 def _record_size(ck_dir: Path, side: int) -> None:
