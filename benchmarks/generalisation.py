@@ -85,7 +85,11 @@ def robustness(model, images, labels, seed: int) -> dict:
 
 
 def model_facts(model, images) -> dict:
-    """Parameters, ONNX size, single-thread latency per face and training cost of ``model``."""
+    """Parameters, ONNX size, single-thread latency per face and training cost of ``model``.
+
+    ``external_mb``: weights the model loads besides its ONNX graph (dlib's networks for a
+    classical model with ``embedding`` or ``landmarks`` features).
+    """
     import time
 
     sidecar = model.sidecar
@@ -103,32 +107,74 @@ def model_facts(model, images) -> dict:
     return {"kind": model.kind, "labels": len(model.labels),
             "arch": (training.get("architecture") or {}).get("arch"),
             "input": list(model.input_size), "parameters": training.get("parameters"),
-            "onnx_mb": onnx.stat().st_size / 1e6, "test_time": sidecar.get("test_time"),
+            "onnx_mb": onnx.stat().st_size / 1e6, "external_mb": _external_mb(model),
+            "quantization": bool(sidecar.get("quantization")),
+            "test_time": sidecar.get("test_time"),
             "latency_ms_p50": 1000 * float(np.median(times)),
             "epochs": len(history) or training.get("epochs"),
             "train_cpu_s": (sum(h.get("cpu_s", 0) for h in history) if history
                             else training.get("cpu_s"))}
 
 
-def facts_markdown(facts: dict, mat: dict, rob: dict) -> str:
-    lines = ["# Models compared", "",
-             ("Latency: onnxruntime, one thread, one face (batch 1), median of 300 runs on this "
-             "machine while measured; training CPU: the epochs of this model's own run (not of "
-             "the checkpoint it started from)."), "",
-             ("| model | params | ONNX MB | ms/face | FER-2013 | FER+ | CK+48 (6) "
-             "| robustness s3 | epochs | train CPU s |"),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+#: dlib weight files a classical feature loads at run time.
+DLIB_FILES = {"embedding": ("dlib_face_recognition_resnet_model_v1.dat",),
+              "landmarks": ("shape_predictor_68_face_landmarks.dat",)}
+
+
+def _external_mb(model) -> float:
+    if model.kind != "classical":
+        return 0.0
+    from classicfer.features._dlib import model_path
+
+    names = {f for part in model.feature_spec.split("+") for f in DLIB_FILES.get(part, ())}
+    return sum(Path(model_path(n)).stat().st_size for n in names) / 1e6
+
+
+def _size_cell(f: dict) -> str:
+    extra = f.get("external_mb") or 0
+    return f"{f['onnx_mb']:.2f}" + (f" (+{extra:.1f} dlib)" if extra else "")
+
+
+def _finetune_cell(f: dict) -> str:
+    ft = f.get("ckplus_finetune")
+    return _pct(ft["accuracy"]) if ft else ""
+
+
+#: What the columns of the models table mean (models.md and README's Architectures table).
+FACTS_NOTE = (
+    "Latency: onnxruntime, one thread, one face (batch 1), median of 300 runs (feature "
+    "extraction included for a classical model); ONNX MB: the graph file (+ dlib weights a "
+    "classical model loads); training CPU: the epochs of this model's own run, not of the "
+    "checkpoint it started from. FER-2013: PrivateTest, FER labels; FER+: test, majority "
+    "labels; CK+48 (6): cross-dataset, six shared classes, the model as trained; CK+48 "
+    "fine-tuned: 7 classes, subject-grouped 10-fold through the evaluation harness, each "
+    "fold fine-tuned from this model's checkpoint; robustness s3: mean accuracy over every "
+    "corruption at severity 3 on FER+ test (% of clean).")
+
+
+def facts_table(facts: dict, mat: dict, rob: dict) -> list[str]:
+    """The models table: one row per model, in ``facts`` order."""
+    lines = [("| model | params | ONNX MB | ms/face | FER-2013 | FER+ | CK+48 (6) "
+              "| CK+48 fine-tuned | robustness s3 | epochs | train CPU s |"),
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name, f in facts.items():
         row = mat.get(name, {})
         r = rob.get(name, {}).get("ferplus")
-        cells = [f"{f['parameters']:,}" if f["parameters"] else "", f"{f['onnx_mb']:.2f}",
+        cells = [f"{f['parameters']:,}" if f["parameters"] else "", _size_cell(f),
                  f"{f['latency_ms_p50']:.2f}"]
         cells += [_pct(row[k]["accuracy"]) if k in row else "" for k in
                   ("fer2013", "ferplus", "ckplus48-6")]
-        cells += [_pct(r["mean_s3"]) if r else "", str(f["epochs"] or ""),
+        cells += [_finetune_cell(f),
+                  f"{_pct(r['mean_s3'])} ({_pct(r['relative_s3'])} %)" if r else "",
+                  str(f["epochs"] or ""),
                   f"{f['train_cpu_s']:.0f}" if f["train_cpu_s"] else ""]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def facts_markdown(facts: dict, mat: dict, rob: dict) -> str:
+    return "\n".join(["# Models compared", "", FACTS_NOTE, ""]
+                     + facts_table(facts, mat, rob)) + "\n"
 
 
 def provenance(seed) -> dict:
@@ -211,6 +257,9 @@ def plot_matrix(mat: dict, path: Path) -> None:
 
 
 def plot_severity(rob: dict, path: Path) -> None:
+    """Accuracy against severity: every corruption of each model x test set (two models or
+    fewer), else the mean curve of every model, one panel per test set.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,19 +267,22 @@ def plot_severity(rob: dict, path: Path) -> None:
 
     from classicfer.evaluation.corruptions import CORRUPTIONS
 
-    cells = [(m, d) for m, per in rob.items() for d in per]
+    detail = len(rob) <= 2
+    cells = ([(m, d) for m, per in rob.items() for d in per] if detail else
+             [(None, d) for d in dict.fromkeys(d for per in rob.values() for d in per)])
     fig, axes = plt.subplots(1, len(cells), figsize=(5.5 * len(cells), 4.2), squeeze=False)
     for ax, (m, d) in zip(axes[0], cells, strict=True):
-        r = rob[m][d]
-        for c in CORRUPTIONS:
-            ax.plot(range(6), [100 * r["clean"]] + [100 * a for a in r["accuracy"][c]],
-                    marker=".", lw=1, label=c)
-        ax.plot(range(6), [100 * r["clean"]] + [100 * a for a in r["mean_by_severity"]],
-                color="black", lw=3, label="mean")
-        ax.set(title=f"{m} on {d}", xlabel="severity (0 = clean)", ylabel="accuracy %",
-               ylim=(0, 100))
+        curves = ([(c, rob[m][d]["accuracy"][c], 1) for c in CORRUPTIONS]
+                  + [("mean", rob[m][d]["mean_by_severity"], 3)] if detail else
+                  [(n, per[d]["mean_by_severity"], 2) for n, per in rob.items() if d in per])
+        clean = {n: per[d]["clean"] for n, per in rob.items() if d in per}
+        for label, acc, lw in curves:
+            ax.plot(range(6), [100 * clean[m if detail else label]] + [100 * a for a in acc],
+                    marker=".", lw=lw, label=label, color="black" if label == "mean" else None)
+        ax.set(title=f"{m} on {d}" if detail else f"mean over corruptions, {d}",
+               xlabel="severity (0 = clean)", ylabel="accuracy %", ylim=(0, 100))
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -271,47 +323,97 @@ def main(argv=None):
     ap.add_argument("--robustness-for", action="append", default=None, metavar="NAME",
                     help="run the robustness suite only for these models (repeatable; "
                          "default: every model)")
+    ap.add_argument("--update", action="store_true",
+                    help="keep the other models already in --out and add or replace these")
+    ap.add_argument("--latency-only", action="store_true",
+                    help="with --update: measure parameters, size and latency of these "
+                         "models again (an idle machine) and keep their accuracy figures")
+    ap.add_argument("--finetune", action="append", default=[], metavar="NAME=REPORT",
+                    help="a subject-grouped CK+48 fine-tuning report folder of model NAME "
+                         "(its metrics.json), shown as the table's fine-tuned column")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="results/generalisation")
     args = ap.parse_args(argv)
+    if args.latency_only and not args.update:
+        ap.error("--latency-only needs --update")
 
     from classicfer.runtime import load_model
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    sets = test_sets(args.data_root, args.split)
+    meta = provenance(args.seed)
+    old = _previous(out) if args.update else {"matrix": {}, "models": {}, "robustness": {}}
     models = {}
     for item in args.model:
         name, _, path = item.partition("=")
-        models[name] = load_model(path or name, threads=1)
-    mat = {n: {s: score(m, *sets[s]) for s in sets} for n, m in models.items()}
+        models[name] = (path or name, load_model(path or name, threads=1))
+    sets = test_sets(args.data_root, "val" if args.latency_only else args.split)
+    mat = dict(old["matrix"])
+    if not args.latency_only:
+        mat.update(_score_all(models, sets))
+    facts = dict(old["models"])
+    for n, (path, m) in models.items():
+        facts[n] = {**model_facts(m, sets["ferplus"][0]), "path": path,
+                    "command": meta["command"],
+                    "ckplus_finetune": (facts.get(n) or {}).get("ckplus_finetune")}
+    for item in args.finetune:
+        name, _, report = item.partition("=")
+        facts[name]["ckplus_finetune"] = finetune_record(Path(report))
+    rob = dict(old["robustness"])
+    if args.robustness and not args.latency_only:
+        rob.update(run_robustness({n: m for n, (_, m) in models.items()}, sets, args))
+    write_all(out, meta, args.split, mat, facts, rob, sets)
+
+
+def _previous(out: Path) -> dict:
+    """The matrix, facts and robustness figures already in ``out`` (empty where absent)."""
+    def read(name, key):
+        f = out / name
+        return json.loads(f.read_text())[key] if f.is_file() else {}
+
+    return {"matrix": read("matrix.json", "matrix"), "models": read("models.json", "models"),
+            "robustness": read("robustness.json", "robustness")}
+
+
+def _score_all(models: dict, sets: dict) -> dict:
+    mat = {n: {s: score(m, *sets[s]) for s in sets} for n, (_, m) in models.items()}
     for n, row in mat.items():
         print(n, {s: round(100 * r["accuracy"], 1) for s, r in row.items()}, file=sys.stderr)
-    meta = provenance(args.seed)
-    (out / "matrix.json").write_text(json.dumps({**meta, "split": args.split, "matrix": mat},
+    return mat
+
+
+def finetune_record(report: Path) -> dict:
+    """Accuracy, macro-F1, protocol and report folder of a CK+48 fine-tuning report."""
+    m = json.loads((report / "metrics.json").read_text())
+    return {"accuracy": m["accuracy"], "macro_f1": m.get("macro_f1"),
+            "protocol": m.get("protocol"), "report": str(report)}
+
+
+def write_all(out: Path, meta: dict, split: str, mat: dict, facts: dict, rob: dict,
+              sets: dict) -> None:
+    """Every JSON, Markdown and PNG file of ``out`` from the merged figures."""
+    (out / "matrix.json").write_text(json.dumps({**meta, "split": split, "matrix": mat},
                                                 indent=2) + "\n")
-    (out / "matrix.md").write_text(matrix_markdown(mat, args.split))
+    (out / "matrix.md").write_text(matrix_markdown(mat, split))
     plot_matrix(mat, out / "matrix.png")
-    facts = {n: model_facts(m, sets["ferplus"][0]) for n, m in models.items()}
-    rob = {}
-    if args.robustness:
-        rob = run_robustness(models, sets, args, meta, out)
+    if rob:
+        (out / "robustness.json").write_text(json.dumps({**meta, "split": split,
+                                                         "robustness": rob}, indent=2) + "\n")
+        (out / "robustness.md").write_text(robustness_markdown(rob))
+        plot_severity(rob, out / "robustness_severity.png")
+        plot_examples(sets["ferplus"][0][7:8], out / "corruption_examples.png", meta["seed"])
     (out / "models.json").write_text(json.dumps({**meta, "models": facts}, indent=2) + "\n")
     (out / "models.md").write_text(facts_markdown(facts, mat, rob))
 
 
-def run_robustness(models, sets, args, meta, out) -> dict:
+def run_robustness(models: dict, sets: dict, args) -> dict:
+    """The robustness figures of ``models`` (those of ``--robustness-for`` if given)."""
     rob_sets = ["ferplus"] + (["ckplus48-6"] if "ckplus48-6" in sets else [])
     rob = {n: {d: robustness(m, *sets[d], args.seed) for d in rob_sets}
            for n, m in models.items() if not args.robustness_for or n in args.robustness_for}
     for n, per in rob.items():
         print(n, {d: (round(100 * r["mean_s3"], 1), round(100 * r["relative_s3"], 1))
                   for d, r in per.items()}, file=sys.stderr)
-    (out / "robustness.json").write_text(json.dumps({**meta, "split": args.split,
-                                                     "robustness": rob}, indent=2) + "\n")
-    (out / "robustness.md").write_text(robustness_markdown(rob))
-    plot_severity(rob, out / "robustness_severity.png")
-    plot_examples(sets["ferplus"][0][7:8], out / "corruption_examples.png", args.seed)
     return rob
 
 

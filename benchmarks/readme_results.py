@@ -182,24 +182,19 @@ def _architectures(results: Path) -> list[str]:
     folder = results / "architectures"
     if not (folder / "models.json").is_file():
         return []
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from generalisation import FACTS_NOTE, facts_table
+
     facts = json.loads((folder / "models.json").read_text())["models"]
     mat = json.loads((folder / "matrix.json").read_text())["matrix"]
     rob_file = folder / "robustness.json"
     rob = json.loads(rob_file.read_text())["robustness"] if rob_file.is_file() else {}
-    lines = ["", ("Architectures (`results/architectures/`, each trained from scratch by the same "
-             "recipe: FER+ vote distributions, 48x48, seed 0, one thread; latency: one face, one "
-             "onnxruntime thread):"), "",
-             ("| model | parameters | ONNX MB | ms/face | FER+ test | CK+48 six classes "
-             "| robustness, FER+ sev. 3 | epochs | training CPU s |"),
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, f in facts.items():
-        r = rob.get(name, {}).get("ferplus")
-        lines.append(f"| {name} | {f['parameters']:,} | {f['onnx_mb']:.2f} | "
-                     f"{f['latency_ms_p50']:.2f} | {_pct(mat[name]['ferplus']['accuracy'])} | "
-                     f"{_pct(mat[name]['ckplus48-6']['accuracy'])} | "
-                     + (f"{_pct(r['mean_s3'])}" if r else "") + f" | {f['epochs']} | "
-                     f"{f['train_cpu_s']:.0f} |")
-    return lines
+    return ["", ("Architectures (`results/architectures/`, `benchmarks/reproduce.sh "
+                 "architectures`): every CNN row trained from scratch by one recipe (FER+ vote "
+                 "distributions, 8 epochs, seed 0, one thread), its input side in its name; "
+                 "`-int8` rows are `classicfer quantize` copies; `dlib-embedding` is dlib's "
+                 "face-recognition ResNet, frozen, with a trained head. " + FACTS_NOTE), ""
+            ] + facts_table(facts, mat, rob)
 
 
 def render(results: Path) -> str:

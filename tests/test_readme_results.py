@@ -74,3 +74,32 @@ def test_check_fails_when_readme_is_stale_and_passes_after_writing(tmp_path, mon
     with pytest.raises(SystemExit) as fresh:
         readme_results.main(["--check"])
     assert fresh.value.code == 0
+
+
+def _arch_row(text: str, name: str) -> list[str]:
+    return [c.strip() for c in next(ln for ln in text.splitlines()
+                                    if ln.startswith(f"| {name} |")).split("|")[2:-1]]
+
+
+def test_architecture_rows_show_each_column_from_the_benchmark_files(tmp_path, readme_results):
+    folder = tmp_path / "results" / "architectures"
+    folder.mkdir(parents=True)
+    cell = {"accuracy": 0.5, "n": 10, "n_unscorable": 0, "recall": {}}
+    mat = {"vgg-48": {"fer2013": {**cell, "accuracy": 0.571}, "ferplus": {**cell, "accuracy": 0.81},
+                      "ckplus48-6": {**cell, "accuracy": 0.511}},
+           "dlib-embedding": {"ferplus": {**cell, "accuracy": 0.6}}}
+    base = {"parameters": None, "onnx_mb": 0.05, "latency_ms_p50": 21.0, "epochs": None,
+            "train_cpu_s": None}
+    facts = {"vgg-48": {**base, "parameters": 1201492, "onnx_mb": 4.81, "latency_ms_p50": 0.82,
+                        "epochs": 8, "train_cpu_s": 615.4,
+                        "ckplus_finetune": {"accuracy": 0.9234}},
+             "dlib-embedding": {**base, "external_mb": 22.46}}
+    rob = {"vgg-48": {"ferplus": {"mean_s3": 0.698, "relative_s3": 0.862}}}
+    for name, key, value in (("matrix", "matrix", mat), ("models", "models", facts),
+                             ("robustness", "robustness", rob)):
+        (folder / f"{name}.json").write_text(json.dumps({key: value}))
+    text = readme_results.render(tmp_path / "results")
+    assert _arch_row(text, "vgg-48") == ["1,201,492", "4.81", "0.82", "57.1", "81.0", "51.1",
+                                         "92.3", "69.8 (86.2 %)", "8", "615"]
+    assert _arch_row(text, "dlib-embedding") == ["", "0.05 (+22.5 dlib)", "21.00", "", "60.0",
+                                                 "", "", "", "", ""]
