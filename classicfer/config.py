@@ -1,4 +1,4 @@
-"""Settings shared by every layer: where classicfer caches, which files are images.
+"""Settings shared by every layer: where classicfer caches, which files are images or pickles.
 
 Nothing here imports the rest of classicfer.
 
@@ -23,6 +23,8 @@ CACHE_OFF = frozenset({"", "0", "off", "no", "false", "none"})
 #: File name endings read as images (lower case): those Pillow and OpenCV both decode.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff",
                     ".webp", ".pgm", ".ppm", ".pbm", ".pnm")
+#: File name endings of pickled estimators and pipelines (joblib or pickle files; lower case).
+PICKLE_EXTS = (".joblib", ".pkl", ".pickle")
 
 
 def cache_root() -> Path | None:
@@ -55,4 +57,5 @@ def is_image_file(name) -> bool:
     return os.fspath(name).lower().endswith(IMAGE_EXTENSIONS)
 
 
-__all__ = ["CACHE_ENV", "CACHE_OFF", "IMAGE_EXTENSIONS", "cache_root", "is_image_file"]
+__all__ = ["CACHE_ENV", "CACHE_OFF", "IMAGE_EXTENSIONS", "PICKLE_EXTS", "cache_root",
+           "is_image_file"]

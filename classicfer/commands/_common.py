@@ -1,4 +1,4 @@
-"""Shared CLI plumbing: error boundary, progress bars, option bundles."""
+"""Shared CLI plumbing: error boundary, progress bars, input files, option bundles."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 
 import click
 
+from ..config import IMAGE_EXTENSIONS, is_image_file
 from ..exceptions import ClassicferError
 
 
@@ -32,6 +33,41 @@ def progress(iterable=None, *, quiet: bool = False, **kwargs):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, disable=quiet, **kwargs)
+
+
+def expand_inputs(inputs) -> list:
+    """The image files named by command-line inputs, each with an error or None.
+
+    A file stays as given, whatever its extension (reading it reports what is
+    wrong). A folder expands to the files under it, at any depth, whose names end
+    with an :data:`~classicfer.config.IMAGE_EXTENSIONS` entry, in sorted order;
+    a folder holding none gives one error entry instead.
+
+    Parameters
+    ----------
+    inputs : iterable of str or os.PathLike
+        File and folder paths, in the order given.
+
+    Returns
+    -------
+    list of (pathlib.Path, str or None)
+        ``(path, None)`` for each file to process; ``(folder, message)`` for a
+        folder without image files.
+    """
+    from pathlib import Path
+
+    out = []
+    for raw in inputs:
+        p = Path(raw)
+        if not p.is_dir():
+            out.append((p, None))
+            continue
+        files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
+        if not files:
+            exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+            out.append((p, f"{p}: folder holds no image files ({exts})"))
+        out.extend((f, None) for f in files)
+    return out
 
 
 def split_plus(ctx, param, value):

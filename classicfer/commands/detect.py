@@ -6,24 +6,9 @@ import click
 
 from ..config import is_image_file
 from ..face._detect import METHODS
-from ._common import handle_errors
+from ._common import expand_inputs, handle_errors
 
 _METHODS = tuple(METHODS)
-
-
-def _expand(inputs):
-    """Files as given; folders -> their image files (recursive, sorted)."""
-    from pathlib import Path
-
-    out = []
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*")
-                              if q.is_file() and is_image_file(q)))
-        else:
-            out.append(p)
-    return out
 
 
 @click.command()
@@ -48,9 +33,10 @@ def _expand(inputs):
 def detect(images, method, landmarks, min_size, upsample, out_path, as_json, demo, quiet):
     """Detect faces in IMAGES (files or folders) and report boxes and landmarks.
 
-    A file that cannot be read (not an image, truncated, too many pixels) gives
-    one error line and the batch continues; the exit code is then 1. An image
-    without a face is reported, not an error.
+    A folder stands for its image files, in subfolders too, in sorted order. A
+    file that cannot be read (not an image, truncated, too many pixels) or a
+    folder holding no image file gives one error line and the batch continues;
+    the exit code is then 1. An image without a face is reported, not an error.
 
     \b
     Example:
@@ -64,9 +50,9 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
     from ..exceptions import ClassicferError, ConfigError
     from ._common import progress, warn
 
-    paths = _expand(images)
+    paths = expand_inputs(images)
     if demo:
-        paths.insert(0, "<astronaut>")
+        paths.insert(0, ("<astronaut>", None))
     if not paths:
         raise ConfigError("no input images: give IMAGE paths or folders (or --demo)")
     several = len(paths) > 1
@@ -79,15 +65,17 @@ def detect(images, method, landmarks, min_size, upsample, out_path, as_json, dem
         with bar.external_write_mode(file=file or sys.stderr):
             click.echo(line, file=file or sys.stderr)
 
-    for path in bar:
+    for path, msg in bar:
         name = str(path)
-        try:
-            record, faces = _detect_one(path, method=method, landmarks=landmarks,
-                                        min_size=min_size, upsample=upsample,
-                                        out_path=out_path, out_dir=out_dir)
-        except ClassicferError as e:
+        if msg is None:
+            try:
+                record, faces = _detect_one(path, method=method, landmarks=landmarks,
+                                            min_size=min_size, upsample=upsample,
+                                            out_path=out_path, out_dir=out_dir)
+            except ClassicferError as e:
+                msg = str(e)
+        if msg is not None:
             failures += 1
-            msg = str(e)
             say(f"Error: {msg if msg.startswith(name) else f'{name}: {msg}'}")
             records.append({"path": name, "error": msg, "faces": []})
             continue

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..config import IMAGE_EXTENSIONS, is_image_file
-from ._common import handle_errors
+from ._common import expand_inputs, handle_errors
 from ._runtime_opts import make_predictor, predictor_options
 
 
@@ -14,27 +13,6 @@ def demo_image():
     from pathlib import Path
 
     return Path(__file__).resolve().parent.parent / "data" / "astronaut.jpg"
-
-
-def expand_inputs(inputs):
-    """Files stay as given; folders expand to their image files (recursively, sorted).
-
-    Returns ``[(path, error_or_None)]``.
-    """
-    from pathlib import Path
-
-    out = []
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and is_image_file(f))
-            if not files:
-                msg = f"{p}: folder holds no image files ({', '.join(sorted(IMAGE_EXTENSIONS))})"
-                out.append((p, msg))
-            out.extend((f, None) for f in files)
-        else:
-            out.append((p, None))
-    return out
 
 
 def _fmt_box(box):
@@ -124,9 +102,10 @@ def predict(inputs, demo, as_json, as_csv, out_dir, no_detect, quiet, model, det
     Prints a table (file, face box, label, confidence, top-3). A face smaller
     than --min-face pixels is reported as 'too small' and one whose top
     probability is below --min-confidence as 'uncertain' (no label), rather
-    than guessed. Unreadable files give one error line each and the batch goes
-    on; the exit code is 1 if any file failed. Nothing is written unless --out
-    is given.
+    than guessed. A folder stands for its image files, in subfolders too, in
+    sorted order. Unreadable files and folders holding no image file give one
+    error line each and the batch goes on; the exit code is 1 if any failed.
+    Nothing is written unless --out is given.
 
     \b
     Example:

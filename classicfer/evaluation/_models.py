@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 
+from ..config import PICKLE_EXTS
 from ..exceptions import ConfigError, ModelError
 
 
@@ -131,10 +132,6 @@ def model_from_spec(features, classifier, params=None, *, name=None) -> ModelSpe
     return ModelSpec(est, name or spec_name(feats, classifier), "pipeline", False,
                      {"features": feats, "classifier": classifier, "params": fixed}, grid,
                      route)
-
-
-#: File name endings of pickled estimators (joblib or pickle files).
-PICKLE_EXTS = (".joblib", ".pkl", ".pickle")
 
 
 def is_pickle_path(path) -> bool:

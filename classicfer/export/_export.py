@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import PICKLE_EXTS
 from ..exceptions import ConfigError, DataError, ModelError
 from ._parity import parity
 
-PIPELINE_EXTS = (".joblib", ".pkl", ".pickle")
 CHECKPOINT_EXTS = (".pt", ".pth", ".ckpt")
 
 
@@ -38,19 +38,19 @@ def find_source(source) -> tuple[str, Path]:
     if not p.exists():
         raise ConfigError(f"{p}: no such file or folder")
     if p.is_file():
-        if p.suffix.lower() in PIPELINE_EXTS:
+        if p.suffix.lower() in PICKLE_EXTS:
             return "classical", p
         if p.suffix.lower() in CHECKPOINT_EXTS:
             return "cnn", p
         if p.name == "model.json":
             raise ConfigError(f"{p.parent}: already a deployment folder")
         raise ConfigError(f"{p}: unknown model file type; expected a pipeline "
-                          f"({', '.join(PIPELINE_EXTS)}) or a CNN checkpoint "
+                          f"({', '.join(PICKLE_EXTS)}) or a CNN checkpoint "
                           f"({', '.join(CHECKPOINT_EXTS)})")
     if (p / "model.json").is_file():
         raise ConfigError(f"{p}: already a deployment folder (model.json + model.onnx); "
                           f"nothing to export")
-    for pattern in ("pipeline.joblib", "model.joblib", "*.joblib", "*.pkl"):
+    for pattern in ("pipeline.joblib", "model.joblib", *(f"*{e}" for e in PICKLE_EXTS)):
         hits = sorted(p.glob(pattern))
         if hits:
             return "classical", hits[0]
@@ -58,7 +58,8 @@ def find_source(source) -> tuple[str, Path]:
         hits = sorted(p.glob(pattern))
         if hits:
             return "cnn", hits[0]
-    raise ConfigError(f"{p}: holds no pipeline (*.joblib, *.pkl) or CNN checkpoint (*.pt)")
+    pickles = ", ".join(f"*{e}" for e in PICKLE_EXTS)
+    raise ConfigError(f"{p}: holds no pipeline ({pickles}) or CNN checkpoint (*.pt)")
 
 
 def check_crops(size=(48, 48), *, data=None, n: int = 64, seed: int = 0) -> np.ndarray:
@@ -201,5 +202,4 @@ def export(source, out_dir, *, name=None, data=None, n_check: int = 64,
             "parity": check}
 
 
-__all__ = ["CHECKPOINT_EXTS", "PIPELINE_EXTS", "check_crops", "check_inputs", "export",
-           "find_source"]
+__all__ = ["CHECKPOINT_EXTS", "check_crops", "check_inputs", "export", "find_source"]
