@@ -87,6 +87,8 @@ def main(argv=None):
                     help="class weight = share ** -balance (0: none)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--size", type=int, choices=(48, 64), default=48,
+                    help="input side: FER+'s 48x48 crops are resized to SIZE x SIZE")
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--stop-after", type=int, default=None)
     ap.add_argument("--export", default=None, metavar="DIR",
@@ -98,7 +100,7 @@ def main(argv=None):
 
     import torch
 
-    from classicfer.cnn_head.train import DEFAULT_AUG, fit, load_checkpoint
+    from classicfer.cnn_head.train import DEFAULT_AUG, fit, load_checkpoint, resize_crops
     from classicfer.datasets import load_dataset, vote_distribution
 
     t0 = time.process_time()
@@ -124,7 +126,8 @@ def main(argv=None):
     config = {k: v for k, v in ck["config"].items() if k != "n_classes"}
     y_val = np.array([classes.index(c) for c in ds.labels[va]])
     aug = dict(DEFAULT_AUG, corrupt=args.corrupt)
-    res = fit(ds.images[tr], target, ds.images[va], y_val, classes=classes,
+    images = resize_crops(ds.images, args.size)
+    res = fit(images[tr], target, images[va], y_val, classes=classes,
               epochs=args.epochs, out_dir=args.ckpt, model_config=config, lr=args.lr,
               warmup=args.warmup, label_smoothing=0.0, seed=args.seed, aug=aug,
               init_state=state, resume=args.resume, stop_after=args.stop_after,
@@ -141,11 +144,12 @@ def main(argv=None):
 
 def export(args):
     """Write the deployment folder of ``ckpt/best.pt`` and check ONNX parity on FER+ val."""
-    from classicfer.cnn_head.train import load_checkpoint
+    from classicfer.cnn_head.train import checkpoint_size, load_checkpoint, resize_crops
     from classicfer.datasets import load_dataset
     from classicfer.export import FlipAverage, cnn_parity, export_model, latency_ms
 
     model, ck = load_checkpoint(f"{args.ckpt}/best.pt")
+    size = checkpoint_size(ck)
     summary = json.loads(Path(args.ckpt, "summary.json").read_text())
     ds = load_dataset(args.ferplus, "ferplus").split("val")
     training = {"dataset": "ferplus", "targets": "votes mixed with FER-2013 labels",
@@ -153,9 +157,9 @@ def export(args):
                 "epochs": summary["args"]["epochs"], "cpu_s": summary["cpu_s"],
                 "init": summary["args"]["init"], "history": ck.get("history", [])}
     out = export_model(model, args.export, classes=ck["classes"], mean=ck["mean"],
-                       std=ck["std"], name=args.name, training=training,
+                       std=ck["std"], size=size, name=args.name, training=training,
                        metrics={"ferplus_val_accuracy": summary["val_acc"]}, tta_flip=True)
-    diff = cnn_parity(FlipAverage(model), out, ds.images[:256])["max_abs_diff"]
+    diff = cnn_parity(FlipAverage(model), out, resize_crops(ds.images[:256], size))["max_abs_diff"]
     print(json.dumps({"model": str(out), "parity_max_abs_diff": diff,
                       "latency": latency_ms(out)}))
 
