@@ -391,7 +391,10 @@ def finetune_record(report: Path) -> dict:
 
 def write_all(out: Path, meta: dict, split: str, mat: dict, facts: dict, rob: dict,
               sets: dict) -> None:
-    """Every JSON, Markdown and PNG file of ``out`` from the merged figures."""
+    """Every JSON, Markdown and PNG file of ``out`` from the merged figures (models by name,
+    so an ``-int8`` copy follows its source).
+    """
+    mat, facts, rob = ({k: d[k] for k in sorted(d)} for d in (mat, facts, rob))
     (out / "matrix.json").write_text(json.dumps({**meta, "split": split, "matrix": mat},
                                                 indent=2) + "\n")
     (out / "matrix.md").write_text(matrix_markdown(mat, split))
