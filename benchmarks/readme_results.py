@@ -191,8 +191,11 @@ def _architectures(results: Path) -> list[str]:
     rob = json.loads(rob_file.read_text())["robustness"] if rob_file.is_file() else {}
     return ["", ("Architectures (`results/architectures/`, `benchmarks/reproduce.sh "
                  "architectures`): every CNN row trained from scratch by one recipe (FER+ vote "
-                 "distributions, 8 epochs, seed 0, one thread), its input side in its name; "
-                 "`-int8` rows are `classicfer quantize` copies; `dlib-embedding` is dlib's "
+                 "distributions, 8 epochs, seed 0, one thread, no test-time flip), its input side "
+                 "in its name; `ferplus-cnn` is the shipped default for reference (its own "
+                 "recipe from FER-2013 weights, flip-averaged; its CPU excludes the FER-2013 "
+                 "training); `-int8` rows are `classicfer quantize` copies (an empty cell: see "
+                 "their source); `dlib-embedding` is dlib's "
                  "face-recognition ResNet, frozen, with a trained head. " + FACTS_NOTE), ""
             ] + facts_table(facts, mat, rob)
 

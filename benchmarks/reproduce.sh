@@ -146,7 +146,7 @@ architectures() {
         && $gen --model "$a-$s-int8=$run/int8"
   done
   classicfer grid --data "$DATA/ferplus" --features embedding --classifier logreg,svm \
-      --param C=0.1,1,10 --cv official --n-jobs 1 --out checkpoints/arch/embedding-grid --quiet
+      --param C=0.1,1,10 --cv official --n-jobs 1 --out results/architectures/embedding-grid --quiet
   # the head with the best mean_test_accuracy (FER+ val) in its summary.csv: svm, C=10
   classicfer fit --data "$DATA/ferplus" --features embedding --classifier svm --param C=10 \
       --out checkpoints/arch/dlib-embedding --force --quiet
