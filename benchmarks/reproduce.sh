@@ -155,10 +155,13 @@ architectures() {
       --force -q
   $gen --model ferplus-cnn=ferplus-cnn --model ferplus-cnn-int8=checkpoints/arch/ferplus-cnn-int8 \
       --robustness
+  $PY scripts/cnn_ckplus_transfer.py --harness --arm transfer --init checkpoints/ferplus-a/best.pt \
+      --epochs 8 --threads 1 --tta-flip --tag _ferplus-cnn   # the default's own run (ferplus_cnn)
   models=$($PY -c "import json; m = json.load(open('results/architectures/models.json'))['models']
 print(' '.join(f'--model {n}={f[\"path\"]}' for n, f in m.items()))")
   # shellcheck disable=SC2086
-  $gen --latency-only $models
+  $gen --latency-only $models \
+      --finetune ferplus-cnn=results/ckplus48/subject-kfold/cnn-transfer_ferplus-cnn
 }
 
 # ---------------------------------------------------------------------------------------
