@@ -240,10 +240,12 @@ def plot_matrix(mat: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sets = [s for s in SETS if any(s in v for v in mat.values())]
+    import textwrap
+
     a = np.array([[100 * mat[m][s]["accuracy"] for s in sets] for m in mat])
-    fig, ax = plt.subplots(figsize=(2.2 * len(sets) + 2, 0.6 * len(mat) + 1.6))
-    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=100)
-    ax.set_xticks(range(len(sets)), [TITLES[s].replace(" (", "\n(") for s in sets], fontsize=8)
+    fig, ax = plt.subplots(figsize=(1.9 * len(sets) + 3, 0.45 * len(mat) + 1.8))
+    im = ax.imshow(a, cmap="viridis", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(sets)), [textwrap.fill(TITLES[s], 16) for s in sets], fontsize=8)
     ax.set_yticks(range(len(mat)), list(mat), fontsize=8)
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
