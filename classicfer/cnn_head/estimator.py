@@ -109,7 +109,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         self._validate_params()
         y = _labels(y)  # before the crops: a bad target is reported whatever X is
-        x = _crops(X)
         init_state, norm, config, freeze = None, None, {"widths": tuple(self.widths)}, 0
         size = None if self.size is None else (self.size, self.size)
         if self.init is not None:  # always a new head
@@ -117,8 +116,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             init_state, norm, config = start_from(ck)
             freeze = self.freeze_epochs
             size = size or checkpoint_size(ck)
-        if size is not None:
-            x = _crops(X, size)
+        x = _crops(X, size)  # validated, converted and resized once
         self.input_size_ = tuple(int(v) for v in x.shape[-2:])
         self.classes_ = np.unique(y)
         yi = np.searchsorted(self.classes_, y)
